@@ -1,0 +1,92 @@
+"""Runtime configuration: environment variables (``KALLGLOT_*``), overridable by CLI flags.
+
+Every key, its default and its meaning is listed in README.md ("Configuration"); keep the
+two in step.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+
+class SettingsError(ValueError):
+    """A configuration value that cannot be used; the message names the variable."""
+
+
+def _env_int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    db_path: Path = Path("kallglot.db")
+    sip_domain: str = "sip.kallglot.local"
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    admin_token: str = ""
+    esl_host: str = "127.0.0.1"
+    esl_port: int = 8021
+    esl_password: str = "ClueCon"  # noqa: S105 -- FreeSWITCH's stock default; set it in production
+    controller_host: str = "127.0.0.1"
+    controller_port: int = 8084
+    # Address FreeSWITCH's dialplan uses to reach the controller's outbound socket.
+    controller_address: str = "127.0.0.1:8084"
+    bridge_host: str = "127.0.0.1"
+    bridge_port: int = 8765
+    # Base URL the controller hands to mod_audio_stream (host without underscores).
+    bridge_url: str = "ws://127.0.0.1:8765"
+    fs_conf_dir: Path = Path("freeswitch-conf")
+    sip_profile: str = "kallglot"
+    tls_cert_dir: str = "/etc/freeswitch/tls"
+    rtp_start_port: int = 16384
+    rtp_end_port: int = 16484
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
+        """Read ``KALLGLOT_<FIELD>`` for every field; ``overrides`` (CLI flags) win when not None."""
+        env = dict(os.environ if env is None else env)
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            name = "KALLGLOT_" + f.name.upper()
+            if f.name == "db_path":
+                name = "KALLGLOT_DB"
+            default = f.default
+            raw = env.get(name)
+            if isinstance(default, bool):
+                values[f.name] = default if raw in (None, "") else raw.lower() in ("1", "true", "yes")
+            elif isinstance(default, int):
+                values[f.name] = _env_int(env, name, default)
+            elif isinstance(default, Path):
+                values[f.name] = Path(raw) if raw else default
+            else:
+                values[f.name] = raw if raw not in (None, "") else default
+        settings = cls(**values)  # type: ignore[arg-type]
+        clean = {k: v for k, v in overrides.items() if v is not None}
+        for key in ("db_path", "fs_conf_dir"):
+            if key in clean:
+                clean[key] = Path(str(clean[key]))
+        if clean:
+            settings = replace(settings, **clean)  # type: ignore[arg-type]
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        for name in ("api_port", "esl_port", "controller_port", "bridge_port"):
+            port = getattr(self, name)
+            if not 0 <= port <= 65535:
+                raise SettingsError(f"KALLGLOT_{name.upper()} must be 0-65535, got {port}")
+        if not self.sip_domain or any(c.isspace() for c in self.sip_domain):
+            raise SettingsError("KALLGLOT_SIP_DOMAIN must be a host name")
+        if not self.bridge_url.startswith(("ws://", "wss://")):
+            raise SettingsError("KALLGLOT_BRIDGE_URL must start with ws:// or wss://")
+        if self.rtp_start_port > self.rtp_end_port:
+            raise SettingsError("KALLGLOT_RTP_START_PORT must not exceed KALLGLOT_RTP_END_PORT")

@@ -1,0 +1,153 @@
+"""Versioned schema migrations. Append a new entry to upgrade; never edit a shipped one.
+
+The schema version lives in ``PRAGMA user_version``; each migration runs in one transaction
+together with the version bump, so a crash mid-upgrade leaves the previous version intact.
+JSON columns hold lists/objects serialized with ``json.dumps``; timestamps are unix seconds
+(REAL) unless named ``*_at_iso``.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (
+        1,
+        """
+        CREATE TABLE organizations (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            created_at REAL NOT NULL
+        );
+
+        -- Only the SHA-256 of a key is kept; prefix (first 12 chars) lets users tell keys apart.
+        CREATE TABLE api_keys (
+            id TEXT PRIMARY KEY,
+            org_id TEXT NOT NULL REFERENCES organizations(id),
+            key_hash TEXT NOT NULL UNIQUE,
+            prefix TEXT NOT NULL,
+            livemode INTEGER NOT NULL,
+            created_at REAL NOT NULL,
+            revoked_at REAL
+        );
+        CREATE INDEX api_keys_org ON api_keys(org_id);
+
+        -- One row per organization, created with the organization (SIP disabled).
+        CREATE TABLE sip_settings (
+            org_id TEXT PRIMARY KEY REFERENCES organizations(id),
+            enabled INTEGER NOT NULL DEFAULT 0,
+            username TEXT NOT NULL UNIQUE,
+            a1_hash TEXT,                       -- md5(username:realm:password); never the password
+            password_set_at REAL,
+            ip_allowlist TEXT NOT NULL DEFAULT '[]',
+            require_tls INTEGER NOT NULL DEFAULT 0,
+            require_srtp INTEGER NOT NULL DEFAULT 0,
+            allowed_transports TEXT NOT NULL DEFAULT '["tls","tcp","udp"]',
+            allowed_codecs TEXT NOT NULL DEFAULT '["OPUS","G722","PCMU","PCMA"]',
+            default_mode TEXT NOT NULL DEFAULT 'bidirectional_translation',
+            default_region TEXT NOT NULL DEFAULT 'eu',
+            default_source_language TEXT NOT NULL DEFAULT 'auto',
+            default_target_language TEXT NOT NULL DEFAULT 'auto',
+            max_concurrent_calls INTEGER NOT NULL DEFAULT 10,
+            updated_at REAL NOT NULL
+        );
+
+        CREATE TABLE connections (
+            id TEXT PRIMARY KEY,
+            org_id TEXT NOT NULL REFERENCES organizations(id),
+            provider TEXT NOT NULL,             -- twilio | telnyx
+            name TEXT NOT NULL,
+            credentials TEXT NOT NULL,          -- JSON; secrets, never returned by the API
+            sip TEXT,                           -- JSON {host, username, password, register}
+            inbound_addresses TEXT NOT NULL DEFAULT '[]',
+            is_default INTEGER NOT NULL DEFAULT 0,
+            status TEXT NOT NULL DEFAULT 'active',  -- active | disabled | deleted
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        CREATE INDEX connections_org ON connections(org_id);
+        -- At most one default per organization, enforced by the database too.
+        CREATE UNIQUE INDEX connections_one_default ON connections(org_id)
+            WHERE is_default = 1 AND status != 'deleted';
+
+        CREATE TABLE phone_numbers (
+            id TEXT PRIMARY KEY,
+            org_id TEXT NOT NULL REFERENCES organizations(id),
+            number TEXT NOT NULL UNIQUE,        -- E.164, unique across the install
+            connection_id TEXT NOT NULL REFERENCES connections(id),
+            status TEXT NOT NULL DEFAULT 'active',  -- active | released
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        CREATE INDEX phone_numbers_org ON phone_numbers(org_id);
+
+        CREATE TABLE sessions (
+            id TEXT PRIMARY KEY,
+            org_id TEXT NOT NULL REFERENCES organizations(id),
+            mode TEXT NOT NULL,
+            source_language TEXT NOT NULL,
+            target_language TEXT NOT NULL,
+            region TEXT NOT NULL,
+            provider TEXT NOT NULL,             -- twilio | telnyx | sip
+            phone_number TEXT,
+            connection_id TEXT,
+            direction TEXT,
+            status TEXT NOT NULL,               -- created|connecting|active|ending|ended
+            metadata TEXT NOT NULL DEFAULT '{}',
+            end_reason TEXT,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            started_at REAL,
+            ended_at REAL,
+            last_audio_at REAL
+        );
+        CREATE INDEX sessions_org_created ON sessions(org_id, created_at, id);
+        CREATE INDEX sessions_number_open ON sessions(phone_number, status);
+
+        -- One row per SIP call leg. A leg is "live" (holds a call slot for its session) while
+        -- ended_at IS NULL; the cap counts distinct sessions with live legs.
+        CREATE TABLE call_legs (
+            id TEXT PRIMARY KEY,
+            session_id TEXT NOT NULL REFERENCES sessions(id),
+            org_id TEXT NOT NULL REFERENCES organizations(id),
+            call_uuid TEXT NOT NULL UNIQUE,     -- FreeSWITCH Unique-ID
+            role TEXT NOT NULL,                 -- customer | agent
+            direction TEXT NOT NULL,            -- inbound | outbound
+            status TEXT NOT NULL,               -- admitted|answered|streaming|ended|failed
+            sip_code INTEGER,
+            hangup_cause TEXT,
+            remote TEXT,                        -- caller / callee (SIP user or number)
+            created_at REAL NOT NULL,
+            answered_at REAL,
+            ended_at REAL
+        );
+        CREATE INDEX call_legs_session ON call_legs(session_id);
+        CREATE INDEX call_legs_live ON call_legs(org_id, ended_at);
+
+        CREATE TABLE transcript_turns (
+            session_id TEXT NOT NULL REFERENCES sessions(id),
+            sequence INTEGER NOT NULL,
+            speaker TEXT NOT NULL,              -- agent | customer
+            language TEXT NOT NULL,
+            text TEXT NOT NULL,
+            translation_language TEXT,
+            translation_text TEXT,
+            started_at REAL NOT NULL,
+            ended_at REAL NOT NULL,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (session_id, sequence)
+        );
+
+        CREATE TABLE idempotency_keys (
+            org_id TEXT NOT NULL,
+            key TEXT NOT NULL,
+            method TEXT NOT NULL,
+            path TEXT NOT NULL,
+            body_hash TEXT NOT NULL,
+            state TEXT NOT NULL,                -- running | done
+            response_status INTEGER,
+            response_body TEXT,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (org_id, key)
+        );
+        """,
+    ),
+]
