@@ -1,0 +1,49 @@
+"""Language-pair capabilities against the Apertium / espeak-ng installed on this machine."""
+
+from __future__ import annotations
+
+import pytest
+
+from media_bridge.capabilities import apertium_pairs, base_language, unsupported_pair_reason
+from media_bridge.config import BridgeConfig, BridgeConfigError
+
+
+def test_installed_apertium_pairs_are_read() -> None:
+    assert {("en", "es"), ("es", "en")} <= apertium_pairs()
+
+
+@pytest.mark.parametrize("source,target", [("en", "es"), ("es-ES", "en-US"), ("auto", "es"), ("en", "auto")])
+def test_supported_pairs(source: str, target: str) -> None:
+    assert unsupported_pair_reason(source, target, config=BridgeConfig()) is None
+
+
+def test_unsupported_pair_names_languages() -> None:
+    reason = unsupported_pair_reason("en", "de", config=BridgeConfig())
+    assert reason is not None and "en->de" in reason
+
+
+def test_unknown_language_is_rejected() -> None:
+    reason = unsupported_pair_reason("xx", "es", config=BridgeConfig())
+    assert reason is not None and "'xx'" in reason
+
+
+def test_ct2_pairs_extend_apertium(tmp_path) -> None:
+    config = BridgeConfig(ct2_mt_model=tmp_path, ct2_mt_pairs=(("en", "fr"), ("fr", "en")))
+    assert unsupported_pair_reason("en", "fr", config=config) is None
+
+
+def test_passthrough_engine_accepts_any_pair() -> None:
+    assert unsupported_pair_reason("en", "de", config=BridgeConfig(engine="passthrough")) is None
+
+
+def test_base_language() -> None:
+    assert base_language("en_US") == "en" and base_language("AUTO") == "auto"
+
+
+def test_config_errors_name_the_variable() -> None:
+    with pytest.raises(BridgeConfigError, match="KALLGLOT_ENGINE"):
+        BridgeConfig.from_env({"KALLGLOT_ENGINE": "magic"})
+    with pytest.raises(BridgeConfigError, match="KALLGLOT_VAD_SILENCE_MS"):
+        BridgeConfig.from_env({"KALLGLOT_VAD_SILENCE_MS": "fast"})
+    with pytest.raises(BridgeConfigError, match="KALLGLOT_CT2_MT_PAIRS"):
+        BridgeConfig.from_env({"KALLGLOT_CT2_MT_PAIRS": "en"})
