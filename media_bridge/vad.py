@@ -1,0 +1,120 @@
+"""Speech segmentation: webrtcvad decisions per 20 ms frame → utterances.
+
+Onset: at least ``ONSET_VOICED`` of the last ``ONSET_WINDOW`` frames are voiced (a short
+click does not start speech); the window is kept as pre-roll so the first syllable is not cut.
+End: ``silence_ms`` of consecutive unvoiced frames (the configurable end-of-speech silence).
+Utterances shorter than ``min_speech_ms`` of voiced audio are dropped; longer than
+``max_utterance_ms`` are cut so that a monologue still gets translated piecewise.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+import webrtcvad
+
+from media_bridge.audio import FRAME_MS, frame_bytes
+
+ONSET_WINDOW = 10  # frames (200 ms)
+ONSET_VOICED = 6
+
+
+@dataclass(frozen=True)
+class SpeechStarted:
+    wall_time: float
+
+
+@dataclass(frozen=True)
+class Utterance:
+    samples: np.ndarray  # int16 mono at sample_rate
+    sample_rate: int
+    started_at: float  # wall clock (unix seconds) of the first voiced frame's arrival
+    ended_at: float  # wall clock of the last voiced frame's arrival
+    detected_mono: float = field(default_factory=time.monotonic)  # when end of speech was declared
+
+    @property
+    def duration_s(self) -> float:
+        return self.samples.size / self.sample_rate
+
+
+VadEvent = SpeechStarted | Utterance
+
+
+class SpeechSegmenter:
+    """Feed 20 ms L16 frames; get SpeechStarted / Utterance events back."""
+
+    def __init__(
+        self,
+        sample_rate: int,
+        aggressiveness: int = 2,
+        silence_ms: int = 600,
+        min_speech_ms: int = 200,
+        max_utterance_ms: int = 15000,
+    ) -> None:
+        self.sample_rate = sample_rate
+        self._vad = webrtcvad.Vad(aggressiveness)
+        self._frame_bytes = frame_bytes(sample_rate)
+        self._silence_frames = max(1, silence_ms // FRAME_MS)
+        self._min_voiced = max(1, min_speech_ms // FRAME_MS)
+        self._max_frames = max(self._silence_frames + 1, max_utterance_ms // FRAME_MS)
+        self._window: deque[tuple[bytes, bool, float]] = deque(maxlen=ONSET_WINDOW)
+        self._speech: list[bytes] = []
+        self._in_speech = False
+        self._voiced = 0
+        self._trailing_silence = 0
+        self._started_at = 0.0
+        self._last_voiced_at = 0.0
+
+    @property
+    def in_speech(self) -> bool:
+        return self._in_speech
+
+    def push(self, frame: bytes, wall_time: float | None = None) -> list[VadEvent]:
+        """One 20 ms frame (exactly ``frame_bytes(sample_rate)`` bytes)."""
+        if len(frame) != self._frame_bytes:
+            raise ValueError(f"frame must be {self._frame_bytes} bytes, got {len(frame)}")
+        now = time.time() if wall_time is None else wall_time
+        voiced = self._vad.is_speech(frame, self.sample_rate)
+        if not self._in_speech:
+            self._window.append((frame, voiced, now))
+            if sum(v for _, v, _ in self._window) < ONSET_VOICED:
+                return []
+            self._in_speech = True
+            self._speech = [f for f, _, _ in self._window]
+            self._voiced = sum(v for _, v, _ in self._window)
+            self._started_at = next(t for _, v, t in self._window if v)
+            self._last_voiced_at = now
+            self._trailing_silence = 0
+            self._window.clear()
+            return [SpeechStarted(self._started_at)]
+        self._speech.append(frame)
+        if voiced:
+            self._voiced += 1
+            self._trailing_silence = 0
+            self._last_voiced_at = now
+        else:
+            self._trailing_silence += 1
+        if self._trailing_silence >= self._silence_frames or len(self._speech) >= self._max_frames:
+            return self._finish()
+        return []
+
+    def flush(self) -> list[VadEvent]:
+        """End of stream: emit what is in progress."""
+        return self._finish() if self._in_speech else []
+
+    def _finish(self) -> list[VadEvent]:
+        # Keep a little of the trailing silence (helps ASR), drop the rest.
+        keep = len(self._speech) - max(0, self._trailing_silence - 5)
+        audio = b"".join(self._speech[:keep])
+        voiced = self._voiced
+        self._in_speech = False
+        self._speech = []
+        self._voiced = 0
+        self._trailing_silence = 0
+        if voiced < self._min_voiced:
+            return []
+        samples = np.frombuffer(audio, dtype="<i2").astype(np.int16)
+        return [Utterance(samples, self.sample_rate, self._started_at, self._last_voiced_at)]
