@@ -1,0 +1,1 @@
+"""The /v1 HTTP API (aiohttp): sessions, provider connections, phone numbers, SIP settings."""

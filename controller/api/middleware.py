@@ -1,0 +1,111 @@
+"""Request id + error envelope, API-key authentication, and Idempotency-Key handling."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from controller.api.envelope import REQUEST_ID, REQUEST_ID_HEADER, error_response, from_http_exception
+from controller.appkeys import STORE_KEY
+from controller.domain import api_keys, idempotency
+from controller.domain.errors import DomainError
+from controller.ids import new_id
+
+log = logging.getLogger(__name__)
+
+ORG_ID: web.RequestKey[str] = web.RequestKey("org_id", str)  # set by authentication
+PUBLIC_PATHS = frozenset({"/v1/openapi.json", "/healthz"})
+# Responses that hold a secret are never stored, so Idempotency-Key is not honoured there.
+NO_IDEMPOTENCY_PATHS = frozenset({"/v1/sip/credentials"})
+
+
+async def _to_response(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Run the handler; turn every failure into the error envelope."""
+    try:
+        return await handler(request)
+    except DomainError as exc:
+        return error_response(request, exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_response(request, from_http_exception(exc))
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception(
+            "unhandled error on %s %s (request %s)", request.method, request.path, request[REQUEST_ID]
+        )
+        return error_response(
+            request, DomainError(500, "internal_error", "Internal server error", type="api_error")
+        )
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request[REQUEST_ID] = new_id("req")
+    response = await _to_response(request, handler)
+    response.headers[REQUEST_ID_HEADER] = request[REQUEST_ID]
+    return response
+
+
+def _presented_key(request: web.Request) -> str | None:
+    auth = request.headers.get("Authorization")
+    if auth is not None:
+        scheme, _, token = auth.partition(" ")
+        return token.strip() if scheme.lower() == "bearer" else ""
+    return request.headers.get("X-API-Key")
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if not request.path.startswith("/v1/") or request.path in PUBLIC_PATHS:
+        return await handler(request)
+    raw = _presented_key(request)
+    if not raw:
+        raise DomainError(
+            401,
+            "authentication_required",
+            "Send your API key as 'Authorization: Bearer sk_…' or 'X-API-Key: sk_…'",
+            type="authentication_error",
+        )
+    key = await asyncio.to_thread(api_keys.authenticate, request.app[STORE_KEY], raw)
+    if key is None:
+        raise DomainError(401, "invalid_api_key", "Invalid or revoked API key", type="authentication_error")
+    request[ORG_ID] = key.org_id
+    return await handler(request)
+
+
+@web.middleware
+async def idempotency_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    key = request.headers.get("Idempotency-Key")
+    if (
+        key is None
+        or request.method != "POST"
+        or ORG_ID not in request
+        or request.path in NO_IDEMPOTENCY_PATHS
+    ):
+        return await handler(request)
+    store = request.app[STORE_KEY]
+    org_id = request[ORG_ID]
+    body = await request.read()
+    fingerprint = idempotency.request_fingerprint(request.method, request.path, body)
+    stored = await asyncio.to_thread(
+        idempotency.begin, store, org_id, key, request.method, request.path, fingerprint
+    )
+    if stored is not None:
+        replay = web.Response(status=stored.status, text=stored.body, content_type="application/json")
+        replay.headers["Idempotent-Replayed"] = "true"
+        return replay
+    try:
+        response = await _to_response(request, handler)
+    except BaseException:
+        await asyncio.shield(asyncio.to_thread(idempotency.abandon, store, org_id, key))
+        raise
+    if response.status >= 500 or not isinstance(response, web.Response) or response.text is None:
+        await asyncio.to_thread(idempotency.abandon, store, org_id, key)
+    else:
+        await asyncio.to_thread(idempotency.finish, store, org_id, key, response.status, response.text)
+    return response

@@ -1,0 +1,164 @@
+"""The OpenAPI 3.1 document, generated from the request and response models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from controller.api import schemas
+from controller.domain.requests import (
+    ConnectionCreate,
+    ConnectionUpdate,
+    PhoneNumberCreate,
+    PhoneNumberUpdate,
+    SessionCreate,
+    SipSettingsUpdate,
+)
+from controller.domain.sessions import STATUSES
+
+REF = "#/components/schemas/{model}"
+
+
+class _Components:
+    def __init__(self) -> None:
+        self.schemas: dict[str, Any] = {}
+
+    def ref(self, model: type[BaseModel], mode: str = "validation") -> dict[str, str]:
+        schema = model.model_json_schema(ref_template=REF, mode=mode)  # type: ignore[arg-type]
+        for name, sub in schema.pop("$defs", {}).items():
+            self.schemas.setdefault(name, sub)
+        self.schemas[model.__name__] = schema
+        return {"$ref": REF.format(model=model.__name__)}
+
+
+def _json(ref: dict[str, str]) -> dict[str, Any]:
+    return {"application/json": {"schema": ref}}
+
+
+def build_openapi(sip_domain: str) -> dict[str, Any]:
+    c = _Components()
+    error = {"description": "Error", "content": _json(c.ref(schemas.Error))}
+    errors = {"400": error, "401": error, "404": error, "409": error, "422": error}
+    id_param = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+    idem = {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+        "description": "Same key + same body within 24 h returns the first response",
+    }
+
+    def op(
+        summary: str,
+        status: str,
+        out: type[BaseModel],
+        body: type[BaseModel] | None = None,
+        params: list[dict[str, Any]] | None = None,
+        body_required: bool = True,
+    ) -> dict[str, Any]:
+        o: dict[str, Any] = {
+            "summary": summary,
+            "responses": {
+                status: {"description": summary, "content": _json(c.ref(out, "serialization"))},
+                **errors,
+            },
+        }
+        if params:
+            o["parameters"] = params
+        if body is not None:
+            o["requestBody"] = {"required": body_required, "content": _json(c.ref(body))}
+        return o
+
+    list_params = [
+        {
+            "name": "limit",
+            "in": "query",
+            "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+        },
+        {"name": "starting_after", "in": "query", "schema": {"type": "string"}},
+        {"name": "status", "in": "query", "schema": {"type": "string", "enum": list(STATUSES)}},
+    ]
+    paths: dict[str, Any] = {
+        "/v1/sessions": {
+            "post": op(
+                "Create a session", "201", schemas.Session, SessionCreate, [idem], body_required=False
+            ),
+            "get": op("List sessions (newest first)", "200", schemas.SessionList, params=list_params),
+        },
+        "/v1/sessions/{id}": {"get": op("Retrieve a session", "200", schemas.Session, params=[id_param])},
+        "/v1/sessions/{id}/end": {
+            "post": op("End a session (idempotent)", "200", schemas.Session, params=[id_param, idem])
+        },
+        "/v1/sessions/{id}/transcript": {
+            "get": op("A session's transcript", "200", schemas.Transcript, params=[id_param])
+        },
+        "/v1/connections": {
+            "post": op("Create a provider connection", "201", schemas.Connection, ConnectionCreate, [idem]),
+            "get": op("List connections", "200", schemas.ConnectionList),
+        },
+        "/v1/connections/{id}": {
+            "get": op("Retrieve a connection", "200", schemas.Connection, params=[id_param]),
+            "patch": op(
+                "Update a connection",
+                "200",
+                schemas.Connection,
+                ConnectionUpdate,
+                [id_param],
+                body_required=False,
+            ),
+            "delete": op("Delete a connection", "200", schemas.Connection, params=[id_param]),
+        },
+        "/v1/phone_numbers": {
+            "post": op("Add a managed number", "201", schemas.PhoneNumber, PhoneNumberCreate, [idem]),
+            "get": op("List numbers", "200", schemas.PhoneNumberList),
+        },
+        "/v1/phone_numbers/{id}": {
+            "get": op("Retrieve a number", "200", schemas.PhoneNumber, params=[id_param]),
+            "patch": op(
+                "Update a number",
+                "200",
+                schemas.PhoneNumber,
+                PhoneNumberUpdate,
+                [id_param],
+                body_required=False,
+            ),
+        },
+        "/v1/sip": {
+            "get": op("SIP settings", "200", schemas.SipSettings),
+            "patch": op(
+                "Update SIP settings", "200", schemas.SipSettings, SipSettingsUpdate, body_required=False
+            ),
+        },
+        "/v1/sip/credentials": {
+            "post": op("Generate SIP credentials (password shown once)", "201", schemas.SipCredentials)
+        },
+    }
+    for methods in paths.values():
+        for operation in methods.values():
+            operation["security"] = [{"bearer": []}, {"apiKey": []}]
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Kallglot SIP edge API",
+            "version": "1.0.0",
+            "description": f"Sessions, connections, numbers and SIP settings. SIP domain: {sip_domain}",
+        },
+        "servers": [{"url": "/"}],
+        "paths": paths,
+        "components": {
+            "schemas": c.schemas,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            },
+        },
+    }
+
+
+OPENAPI_KEY: web.AppKey[dict[str, Any]] = web.AppKey("openapi", dict)
+
+
+async def openapi_handler(request: web.Request) -> web.Response:
+    return web.json_response(request.app[OPENAPI_KEY])

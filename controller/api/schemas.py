@@ -1,0 +1,152 @@
+"""Response shapes, as pydantic models: they document the API (OpenAPI) and tests check that
+every response matches them. The domain's ``to_json`` methods produce these dictionaries."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from controller.domain.requests import Codec, Mode, Region, Transport
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorBody(Out):
+    type: str
+    code: str
+    message: str
+    param: str | None
+    request_id: str
+
+
+class Error(Out):
+    error: ErrorBody
+
+
+class SessionSip(Out):
+    uri: str
+    transports: list[Transport]
+
+
+class Session(Out):
+    id: str
+    object: Literal["session"]
+    status: Literal["created", "connecting", "active", "ending", "ended"]
+    mode: Mode
+    source_language: str
+    target_language: str
+    region: Region
+    provider: Literal["twilio", "telnyx", "sip"]
+    phone_number: str | None
+    connection_id: str | None
+    direction: Literal["inbound", "outbound"] | None
+    sip: SessionSip | None
+    metadata: dict[str, Any]
+    end_reason: str | None
+    created_at: str
+    started_at: str | None
+    ended_at: str | None
+
+
+class SessionList(Out):
+    object: Literal["list"]
+    data: list[Session]
+    has_more: bool
+
+
+class Translation(Out):
+    language: str | None
+    text: str
+
+
+class Turn(Out):
+    sequence: int
+    speaker: Literal["agent", "customer"]
+    language: str
+    text: str
+    translation: Translation | None
+    timestamp: str
+
+
+class Transcript(Out):
+    object: Literal["transcript"]
+    session_id: str
+    turns: list[Turn]
+
+
+class ConnectionSip(Out):
+    host: str
+    username: str
+    password: str
+    register_: bool = Field(alias="register")
+
+
+class Connection(Out):
+    id: str
+    object: Literal["connection"]
+    provider: Literal["twilio", "telnyx"]
+    name: str
+    credentials: dict[str, str]
+    sip: ConnectionSip | None
+    inbound_addresses: list[str]
+    is_default: bool
+    status: Literal["active", "disabled", "deleted"]
+    created_at: str
+    updated_at: str
+
+
+class ConnectionList(Out):
+    object: Literal["list"]
+    data: list[Connection]
+    has_more: bool
+
+
+class PhoneNumber(Out):
+    id: str
+    object: Literal["phone_number"]
+    number: str
+    connection_id: str
+    provider: Literal["twilio", "telnyx"]
+    status: Literal["active", "released"]
+    created_at: str
+    updated_at: str
+
+
+class PhoneNumberList(Out):
+    object: Literal["list"]
+    data: list[PhoneNumber]
+    has_more: bool
+
+
+class SessionDefaults(Out):
+    mode: Mode
+    region: Region
+    source_language: str
+    target_language: str
+
+
+class SipSettings(Out):
+    object: Literal["sip_settings"]
+    enabled: bool
+    username: str
+    domain: str
+    credentials_set: bool
+    password_set_at: str | None
+    ip_allowlist: list[str]
+    require_tls: bool
+    require_srtp: bool
+    allowed_transports: list[Transport]
+    allowed_codecs: list[Codec]
+    session_defaults: SessionDefaults
+    max_concurrent_calls: int
+    updated_at: str
+
+
+class SipCredentials(Out):
+    object: Literal["sip_credentials"]
+    username: str
+    domain: str
+    password: str

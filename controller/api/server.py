@@ -1,0 +1,70 @@
+"""The API application and ``kallglot api``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from aiohttp import web
+
+from controller.api import connections, phone_numbers, sessions, sip
+from controller.api.janitor import JANITOR_INTERVAL_KEY, janitor_ctx
+from controller.api.middleware import auth_middleware, idempotency_middleware, request_id_middleware
+from controller.api.openapi import OPENAPI_KEY, build_openapi, openapi_handler
+from controller.appkeys import (
+    CALL_CONTROL_KEY,
+    SETTINGS_KEY,
+    SETTINGS_LISTENERS_KEY,
+    STORE_KEY,
+    CallControl,
+)
+from controller.settings import Settings
+from controller.store import Store, open_store
+
+log = logging.getLogger(__name__)
+
+JANITOR_INTERVAL_S = 60.0
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+def create_app(
+    settings: Settings,
+    store: Store,
+    *,
+    call_control: CallControl | None = None,
+    janitor_interval_s: float = JANITOR_INTERVAL_S,
+) -> web.Application:
+    app = web.Application(middlewares=[request_id_middleware, auth_middleware, idempotency_middleware])
+    app[SETTINGS_KEY] = settings
+    app[STORE_KEY] = store
+    if call_control is not None:
+        app[CALL_CONTROL_KEY] = call_control
+    app[SETTINGS_LISTENERS_KEY] = []
+    app[OPENAPI_KEY] = build_openapi(settings.sip_domain)
+    app[JANITOR_INTERVAL_KEY] = janitor_interval_s
+    for module in (sessions, connections, phone_numbers, sip):
+        app.add_routes(module.routes)
+    app.router.add_get("/v1/openapi.json", openapi_handler)
+    app.router.add_get("/healthz", healthz)
+    app.cleanup_ctx.append(janitor_ctx)
+    return app
+
+
+def cli_run(args: argparse.Namespace, settings: Settings) -> int:
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    store = open_store(settings.db_path)
+    app = create_app(settings, store)
+    try:
+        from controller.fsconfig.admin_routes import install
+    except ImportError as exc:
+        log.warning("admin routes unavailable (%s): POST /admin/reload is not served", exc)
+    else:
+        install(app)
+    try:
+        web.run_app(app, host=settings.api_host, port=settings.api_port, print=None)
+    finally:
+        store.close()
+    return 0
