@@ -1,0 +1,250 @@
+"""The bridge's aiohttp app: mod_audio_stream websockets at ``/v1/media/{session_id}/{leg_id}``,
+``/healthz`` and ``/metrics``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import time
+
+from aiohttp import WSMsgType, web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from controller.settings import Settings
+from controller.store import Store, open_store
+from media_bridge.audio import frame_bytes
+from media_bridge.config import BridgeConfig, BridgeConfigError
+from media_bridge.engines import build_engine
+from media_bridge.engines.base import Engine
+from media_bridge.engines.runner import EngineRunner
+from media_bridge.metrics import BridgeMetrics
+from media_bridge.records import load_session, mark_audio
+from media_bridge.session import BridgeSession, LegStream
+from media_bridge.vad import SpeechSegmenter
+from media_bridge.wire import CloseCode, MetadataError, parse_metadata
+
+log = logging.getLogger(__name__)
+
+METADATA_TIMEOUT_S = 10.0
+MARK_AUDIO_EVERY_S = 10.0
+MAX_FRAME_MS = 2000  # STREAM_BUFFER_SIZE beyond this is a misconfiguration
+MAX_MSG_BYTES = 1 << 20
+
+
+class Bridge:
+    """All live sessions of one bridge process."""
+
+    def __init__(self, store: Store, engine: Engine, config: BridgeConfig, metrics: BridgeMetrics) -> None:
+        self.store = store
+        self.config = config
+        self.metrics = metrics
+        self.runner = EngineRunner(engine, config.engine_workers)
+        self.sessions: dict[str, BridgeSession] = {}
+        self.engine_ready = False
+        self.websockets: set[web.WebSocketResponse] = set()
+        self.warm_up_task: asyncio.Task[None] | None = None
+
+    def _remove_session(self, session: BridgeSession) -> None:
+        if self.sessions.get(session.id) is session:
+            del self.sessions[session.id]
+            self.metrics.sessions.set(len(self.sessions))
+            # Let queued utterances finish (hang-up mid-sentence still yields a transcript).
+            asyncio.get_running_loop().call_later(60.0, lambda: asyncio.ensure_future(session.close()))
+
+    async def close_ws(self, ws: web.WebSocketResponse, code: CloseCode, reason: str) -> None:
+        self.metrics.closes.labels(str(int(code))).inc()
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await ws.close(code=int(code), message=reason[:120].encode())
+
+    async def mark_audio(self, session: BridgeSession) -> None:
+        """First frame → status active; then last_audio_at at most every 10 s. Closes the
+        session's sockets when the store says it has ended."""
+        first = not session.audio_seen
+        session.audio_seen = True
+        session.last_mark = time.monotonic()
+        try:
+            status = await asyncio.to_thread(mark_audio, self.store, session.id, first)
+        except Exception:
+            log.exception("session %s: cannot record audio activity", session.id)
+            return
+        if status is None or status in ("ending", "ended"):
+            for leg in list(session.legs.values()):
+                await self.close_ws(leg.ws, CloseCode.SESSION_ENDED, f"session {session.id} has ended")
+
+    async def shutdown(self) -> None:
+        for ws in list(self.websockets):
+            await self.close_ws(ws, CloseCode.GOING_AWAY, "bridge shutting down")
+        for session in list(self.sessions.values()):
+            await session.close()
+        self.runner.close()
+
+
+BRIDGE_KEY: web.AppKey[Bridge] = web.AppKey("bridge", Bridge)
+METRICS_KEY: web.AppKey[BridgeMetrics] = web.AppKey("bridge_metrics", BridgeMetrics)
+
+
+async def media_socket(request: web.Request) -> web.StreamResponse:
+    bridge = request.app[BRIDGE_KEY]
+    session_id, leg_id = request.match_info["session_id"], request.match_info["leg_id"]
+    ws = web.WebSocketResponse(max_msg_size=MAX_MSG_BYTES, heartbeat=None)
+    await ws.prepare(request)
+    bridge.websockets.add(ws)
+    try:
+        await _serve_leg(bridge, ws, session_id, leg_id)
+    finally:
+        bridge.websockets.discard(ws)
+    return ws
+
+
+async def _serve_leg(bridge: Bridge, ws: web.WebSocketResponse, session_id: str, leg_id: str) -> None:
+    try:
+        first = await ws.receive(timeout=METADATA_TIMEOUT_S)
+    except TimeoutError:
+        await bridge.close_ws(ws, CloseCode.METADATA_TIMEOUT, "no metadata frame within 10 s")
+        return
+    if first.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+        return
+    if first.type != WSMsgType.TEXT:
+        await bridge.close_ws(ws, CloseCode.BAD_METADATA, "bad metadata: the first frame must be JSON text")
+        return
+    try:
+        meta = parse_metadata(first.data, session_id, leg_id)
+    except MetadataError as exc:
+        await bridge.close_ws(ws, CloseCode.BAD_METADATA, f"bad metadata: {exc}")
+        return
+    info = await asyncio.to_thread(load_session, bridge.store, session_id)
+    if info is None:
+        await bridge.close_ws(ws, CloseCode.UNKNOWN_SESSION, f"unknown session {session_id}")
+        return
+    if not info.is_open:
+        await bridge.close_ws(ws, CloseCode.SESSION_ENDED, f"session {session_id} has ended")
+        return
+
+    session = bridge.sessions.get(session_id)
+    if session is None:
+        session = BridgeSession(
+            info, bridge.store, bridge.runner, bridge.config, bridge.metrics, bridge._remove_session
+        )
+        bridge.sessions[session_id] = session
+        bridge.metrics.sessions.set(len(bridge.sessions))
+    cfg = bridge.config
+    leg = LegStream(
+        leg_id=leg_id,
+        role=meta.role,
+        sample_rate=meta.sample_rate,
+        ws=ws,
+        segmenter=SpeechSegmenter(
+            meta.sample_rate,
+            cfg.vad_aggressiveness,
+            cfg.vad_silence_ms,
+            cfg.vad_min_speech_ms,
+            cfg.vad_max_utterance_ms,
+        ),
+        max_frames=cfg.leg_queue_frames,
+        metrics=bridge.metrics,
+        call_uuid=meta.call_uuid,
+    )
+    replaced = session.attach(leg)
+    if replaced is not None:
+        await bridge.close_ws(replaced.ws, CloseCode.REPLACED, f"leg {leg_id} connected again")
+    bridge.metrics.legs.inc()
+    try:
+        await _receive_audio(bridge, session, leg)
+    finally:
+        bridge.metrics.legs.dec()
+        await session.detach(leg)
+
+
+async def _receive_audio(bridge: Bridge, session: BridgeSession, leg: LegStream) -> None:
+    ws, frame = leg.ws, frame_bytes(leg.sample_rate)
+    max_bytes = frame * MAX_FRAME_MS // 20
+    async for msg in ws:
+        if msg.type == WSMsgType.BINARY:
+            size = len(msg.data)
+            if size == 0 or size % frame or size > max_bytes:
+                await bridge.close_ws(
+                    ws,
+                    CloseCode.BAD_FRAME,
+                    f"malformed audio frame: {size} bytes is not a multiple of {frame} "
+                    f"(20 ms at {leg.sample_rate} Hz) up to {MAX_FRAME_MS} ms",
+                )
+                return
+            leg.enqueue(msg.data, time.time())
+            if not session.audio_seen or time.monotonic() - session.last_mark >= MARK_AUDIO_EVERY_S:
+                session.last_mark = time.monotonic()
+                asyncio.create_task(bridge.mark_audio(session))  # noqa: RUF006 -- fire and forget
+        elif msg.type == WSMsgType.TEXT:
+            await bridge.close_ws(ws, CloseCode.BAD_FRAME, "unexpected text frame after metadata")
+            return
+        elif msg.type == WSMsgType.ERROR:
+            return
+
+
+async def healthz(request: web.Request) -> web.Response:
+    bridge = request.app[BRIDGE_KEY]
+    return web.json_response(
+        {
+            "status": "ok",
+            "engine": bridge.runner.engine.name,
+            "engine_ready": bridge.engine_ready,
+            "sessions": len(bridge.sessions),
+            "legs": sum(len(s.legs) for s in bridge.sessions.values()),
+        }
+    )
+
+
+async def metrics_view(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS_KEY].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def create_app(
+    settings: Settings, store: Store, engine: Engine, config: BridgeConfig | None = None
+) -> web.Application:
+    """The bridge app. ``engine`` is warmed up (models loaded) in a worker thread at startup."""
+    del settings  # host/port are the runner's business; kept for the common create_app shape
+    config = config or BridgeConfig.from_env()
+    metrics = BridgeMetrics()
+    bridge = Bridge(store, engine, config, metrics)
+    app = web.Application()
+    app[BRIDGE_KEY] = bridge
+    app[METRICS_KEY] = metrics
+    app.router.add_get("/v1/media/{session_id}/{leg_id}", media_socket)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_view)
+
+    async def warm_up(app: web.Application) -> None:
+        async def load() -> None:
+            try:
+                await bridge.runner.warm_up()
+                bridge.engine_ready = True
+            except Exception:
+                log.exception("engine warm-up failed; utterances will retry loading")
+
+        bridge.warm_up_task = asyncio.create_task(load())
+
+    async def on_shutdown(app: web.Application) -> None:
+        await bridge.shutdown()
+
+    app.on_startup.append(warm_up)
+    app.on_shutdown.append(on_shutdown)
+    return app
+
+
+def cli_run(args: argparse.Namespace, settings: Settings) -> int:
+    """``kallglot bridge``: serve on settings.bridge_host:bridge_port with the configured engine."""
+    del args
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = BridgeConfig.from_env()
+    except BridgeConfigError as exc:
+        log.error("%s", exc)
+        return 2
+    store = open_store(settings.db_path)
+    engine = build_engine(config)
+    app = create_app(settings, store, engine, config)
+    web.run_app(app, host=settings.bridge_host, port=settings.bridge_port, print=None)
+    store.close()
+    return 0
