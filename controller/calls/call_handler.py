@@ -1,0 +1,350 @@
+"""One call on its outbound ESL socket, from ``connect`` to ``exit``.
+
+subscribe (``myevents`` + mod_audio_stream's CUSTOM events) → ``linger`` → admit → either
+``respond <code>`` (with ``sip_rh_`` headers) or set media policy → ``answer`` → start the
+stream to the bridge → play what the bridge sends back → on hangup end the leg (frees its slot,
+ends the session with its last leg). The transport is any object with the methods of
+:class:`CallSocket` (``controller.esl.outbound.OutboundCall`` in production); its events are
+funnelled into one queue and handled here, one at a time, so API commands issued while handling
+an event never wait on the reader that delivers their own reply.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from controller.calls.admission import Admitted, Rejected, admit
+from controller.calls.channel import ChannelDataError, ChannelInfo
+from controller.calls.legs import end_leg, mark_leg
+from controller.calls.playback import LegPlayback, is_barge_in, play_file_from_event
+from controller.settings import Settings, SettingsError
+from controller.store import Store
+
+log = logging.getLogger("kallglot.calls.handler")
+
+STREAM_CONNECT = "mod_audio_stream::connect"
+STREAM_PLAY = "mod_audio_stream::play"
+STREAM_ERROR = "mod_audio_stream::error"
+STREAM_DISCONNECT = "mod_audio_stream::disconnect"
+STREAM_JSON = "mod_audio_stream::json"
+DISCONNECT = "DISCONNECT"  # the ESL layer's handler key for text/disconnect-notice
+DISCONNECT_NOTICE = "text/disconnect-notice"
+
+
+class CallEvent(Protocol):
+    """What the handler reads of an ESL event (``controller.esl.protocol.Event``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def key(self) -> str: ...
+    @property
+    def uuid(self) -> str: ...
+    @property
+    def body(self) -> bytes: ...
+    def get(self, name: str, default: str = "") -> str: ...
+
+
+class CallSocket(Protocol):
+    """The per-call outbound socket (``controller.esl.outbound.OutboundCall``)."""
+
+    data: dict[str, str]
+
+    @property
+    def closed(self) -> bool: ...
+    def on(self, key: str, handler: Callable[[Any], None]) -> None: ...
+    def myevents(self, timeout: float = ...) -> None: ...
+    def subscribe_audio_stream(self, timeout: float = ...) -> None: ...
+    def linger(self, seconds: int | None = None, timeout: float = ...) -> None: ...
+    def execute(self, app: str, arg: str | None = None, *, event_uuid: str | None = None,
+                lock: bool = True, timeout: float = ...) -> str: ...
+    def api(self, cmd: str, timeout: float = ..., *, check: bool = False) -> str: ...
+
+
+def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if value < 0:
+        raise SettingsError(f"{name} must not be negative, got {raw!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class CallConfig:
+    bridge_url: str
+    sample_rate: int = 16000
+    answer_timeout_s: float = 15.0
+    # How long to wait for FreeSWITCH's hangup after `respond` before letting the socket go.
+    reject_timeout_s: float = 5.0
+    # Re-starts of a stream the bridge refused or closed, with exponential backoff.
+    stream_retries: int = 3
+    stream_retry_base_s: float = 1.0
+    stream_retry_max_s: float = 10.0
+    # STREAM_BUFFER_SIZE in ms (multiple of 20); 0 leaves mod_audio_stream's 20 ms frames.
+    stream_buffer_ms: int = 0
+
+    @classmethod
+    def from_settings(cls, settings: Settings, env: Mapping[str, str] | None = None) -> CallConfig:
+        env = os.environ if env is None else env
+        buffer_ms = int(_env_float(env, "KALLGLOT_STREAM_BUFFER_MS", 0))
+        if buffer_ms % 20:
+            raise SettingsError(f"KALLGLOT_STREAM_BUFFER_MS must be a multiple of 20, got {buffer_ms}")
+        return cls(
+            bridge_url=settings.bridge_url.rstrip("/"),
+            answer_timeout_s=_env_float(env, "KALLGLOT_ANSWER_TIMEOUT_S", 15.0),
+            stream_retries=int(_env_float(env, "KALLGLOT_STREAM_RETRIES", 3)),
+            stream_retry_base_s=_env_float(env, "KALLGLOT_STREAM_RETRY_BASE_S", 1.0),
+            stream_buffer_ms=buffer_ms,
+        )
+
+
+def stream_metadata_arg(metadata: Mapping[str, object]) -> str:
+    """Compact JSON with no literal space, so FreeSWITCH's argument splitting keeps it whole."""
+    text = json.dumps(metadata, separators=(",", ":"), ensure_ascii=True)
+    # Outside strings compact JSON has no spaces; inside them `\u0020` is the same character.
+    return text.replace(" ", "\\u0020")
+
+
+class CallSession:
+    """Drives one call; ``run()`` returns when the call is over (the ESL layer then sends ``exit``)."""
+
+    def __init__(self, sock: CallSocket, store: Store, config: CallConfig, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.sock = sock
+        self.store = store
+        self.config = config
+        self._clock = clock
+        self._events: queue.Queue[CallEvent] = queue.Queue()
+        # Events read while waiting for something else (e.g. an early ::play), handled next.
+        self._backlog: deque[CallEvent] = deque()
+        self.channel: ChannelInfo | None = None
+        self.admission: Admitted | Rejected | None = None
+        self.playback: LegPlayback | None = None
+        self.hangup_cause: str | None = None
+        self.stream_attempts = 0
+        self._retry_at: float | None = None
+
+    # -- entry point -----------------------------------------------------------------------------
+    def run(self) -> None:
+        try:
+            self.channel = ChannelInfo.from_headers(self.sock.data)
+        except ChannelDataError as exc:
+            log.error("call refused: %s", exc)
+            return
+        self.sock.on("*", self._events.put)
+        self.sock.on(DISCONNECT, self._events.put)
+        self.sock.myevents()
+        self.sock.subscribe_audio_stream()
+        self.sock.linger()
+        self.admission = admit(self.store, self.channel)
+        if isinstance(self.admission, Rejected):
+            self._reject(self.admission)
+            return
+        try:
+            if self._answer(self.admission):
+                self._start_stream()
+                self._serve()
+        finally:
+            self._finish(self.admission)
+
+    # -- reject ------------------------------------------------------------------------------------
+    def _reject(self, rejected: Rejected) -> None:
+        for name, value in rejected.response_headers:
+            self.sock.execute("set", f"sip_rh_{name}={value}")
+        self.sock.execute("respond", str(rejected.sip_code))
+        # FreeSWITCH sends the response and hangs up by itself; wait for it so `exit` comes after.
+        self._wait_for(lambda ev: self._is_my_hangup(ev), self.config.reject_timeout_s)
+
+    # -- answer ------------------------------------------------------------------------------------
+    def _answer(self, admitted: Admitted) -> bool:
+        """Media policy, then answer; False when the call is gone (e.g. FreeSWITCH sent 488)."""
+        if admitted.require_srtp:
+            self.sock.execute("set", "rtp_secure_media=mandatory")
+        if admitted.codec_string:
+            self.sock.execute("set", f"absolute_codec_string={admitted.codec_string}")
+        if self.config.stream_buffer_ms:
+            self.sock.execute("set", f"STREAM_BUFFER_SIZE={self.config.stream_buffer_ms}")
+        answer_uuid = self.sock.execute("answer")
+        event = self._wait_for(
+            lambda ev: self._is_my_hangup(ev) or (
+                ev.name == "CHANNEL_EXECUTE_COMPLETE" and ev.get("Application-UUID") == answer_uuid),
+            self.config.answer_timeout_s,
+        )
+        if event is None or self.hangup_cause is not None:
+            return False
+        mark_leg(self.store, admitted.leg_id, "answered")
+        self.playback = LegPlayback(admitted.call_uuid, self._api)
+        return True
+
+    # -- stream ------------------------------------------------------------------------------------
+    def _stream_url(self, admitted: Admitted) -> str:
+        return f"{self.config.bridge_url}/v1/media/{admitted.session_id}/{admitted.leg_id}"
+
+    def _start_stream(self) -> None:
+        admitted = self.admission
+        assert isinstance(admitted, Admitted)
+        self.stream_attempts += 1
+        rate = "16k" if self.config.sample_rate == 16000 else "8k"
+        meta = stream_metadata_arg(admitted.stream_metadata(self.config.sample_rate))
+        reply = self._api(f"uuid_audio_stream {admitted.call_uuid} start {self._stream_url(admitted)} "
+                          f"mono {rate} {meta}")
+        if reply.startswith("+OK"):
+            mark_leg(self.store, admitted.leg_id, "streaming")
+        else:
+            self._stream_failed(f"start refused: {reply.strip()}")
+
+    def _stream_failed(self, why: str) -> None:
+        admitted = self.admission
+        assert isinstance(admitted, Admitted)
+        retries_done = self.stream_attempts - 1
+        record = {"event": "stream_failed", "call_uuid": admitted.call_uuid, "leg_id": admitted.leg_id,
+                  "session_id": admitted.session_id, "attempt": self.stream_attempts, "reason": why}
+        if retries_done >= self.config.stream_retries:
+            record["retrying"] = False
+            log.warning(json.dumps(record, separators=(",", ":")))
+            self._retry_at = None
+            return
+        delay = min(self.config.stream_retry_base_s * (2 ** retries_done), self.config.stream_retry_max_s)
+        record.update(retrying=True, retry_in_s=delay)
+        log.warning(json.dumps(record, separators=(",", ":")))
+        self._retry_at = self._clock() + delay
+
+    def _retry_stream(self) -> None:
+        admitted = self.admission
+        assert isinstance(admitted, Admitted)
+        self._retry_at = None
+        # After a server close mod_audio_stream still holds the old stream: drop it first.
+        self._api(f"uuid_audio_stream {admitted.call_uuid} stop")
+        self._start_stream()
+
+    # -- the answered call ---------------------------------------------------------------------------
+    def _serve(self) -> None:
+        while self.hangup_cause is None:
+            timeout = 1.0
+            if self._retry_at is not None:
+                timeout = max(0.0, min(timeout, self._retry_at - self._clock()))
+            event = self._next_event(timeout)
+            if event is None:
+                if self._retry_at is not None and self._clock() >= self._retry_at:
+                    self._retry_stream()
+                elif self.sock.closed and self._events.empty():
+                    self.hangup_cause = self.hangup_cause or "CONTROLLER_SOCKET_CLOSED"
+                continue
+            self._handle(event)
+
+    def _next_event(self, timeout: float) -> CallEvent | None:
+        if self._backlog:
+            return self._backlog.popleft()
+        try:
+            return self._events.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def _handle(self, event: CallEvent) -> None:
+        if self._is_my_hangup(event):
+            return
+        admitted = self.admission
+        assert isinstance(admitted, Admitted) and self.playback is not None
+        if event.uuid and event.uuid != admitted.call_uuid:
+            return  # never act on another channel's events
+        key = event.key
+        if key == "CHANNEL_EXECUTE_COMPLETE":
+            self.playback.on_execute_complete(event.get("Application"), event.get("Application-Data"))
+        elif key == STREAM_PLAY:
+            path = play_file_from_event(event.body)
+            if path is None:
+                log.warning("call %s: unusable ::play body %r", admitted.call_uuid, event.body[:120])
+            else:
+                self.playback.enqueue(path)
+        elif key == STREAM_JSON:
+            if is_barge_in(event.body):
+                self.playback.barge_in()
+        elif key == STREAM_ERROR:
+            self._stream_failed(f"bridge refused: {event.body.decode(errors='replace')[:200]}")
+        elif key == STREAM_DISCONNECT:
+            self._stream_failed(f"bridge closed: {event.body.decode(errors='replace')[:200]}")
+        elif key == STREAM_CONNECT:
+            log.info(json.dumps({"event": "stream_connected", "call_uuid": admitted.call_uuid,
+                                 "leg_id": admitted.leg_id, "attempt": self.stream_attempts},
+                                separators=(",", ":")))
+
+    # -- hangup ------------------------------------------------------------------------------------
+    def _is_my_hangup(self, event: CallEvent) -> bool:
+        """Notes the hangup cause from CHANNEL_HANGUP or a disconnect notice."""
+        assert self.channel is not None
+        if event.key == "CHANNEL_HANGUP" and event.uuid in ("", self.channel.call_uuid):
+            self.hangup_cause = event.get("Hangup-Cause") or "NORMAL_CLEARING"
+            return True
+        if event.get("Content-Type") == DISCONNECT_NOTICE:
+            # The linger notice follows the hangup; without a CHANNEL_HANGUP first, the call is gone.
+            self.hangup_cause = self.hangup_cause or "NORMAL_CLEARING"
+            return True
+        return False
+
+    def _wait_for(self, match: Callable[[CallEvent], bool], timeout: float) -> CallEvent | None:
+        """Read events until ``match``; the others are kept, in order, for the main loop."""
+        deadline = self._clock() + timeout
+        held: list[CallEvent] = []
+        try:
+            while True:
+                remaining = deadline - self._clock()
+                if remaining <= 0:
+                    return None
+                try:
+                    event = self._events.get(timeout=min(remaining, 1.0))
+                except queue.Empty:
+                    if self.sock.closed and self._events.empty():
+                        self.hangup_cause = self.hangup_cause or "CONTROLLER_SOCKET_CLOSED"
+                        return None
+                    continue
+                if match(event):
+                    return event
+                held.append(event)
+        finally:
+            self._backlog.extend(held)
+
+    def _finish(self, admitted: Admitted) -> None:
+        if self.playback is not None:
+            self.playback.stop()
+        if self.hangup_cause is None:
+            # We are giving up on a live call (answer timed out): hang it up rather than leak it.
+            self.hangup_cause = "NORMAL_TEMPORARY_FAILURE"
+            try:
+                self.sock.execute("hangup", self.hangup_cause)
+            except Exception as exc:  # the call may be gone already
+                log.warning("call %s: hangup failed: %s", admitted.call_uuid, exc)
+        ended = end_leg(self.store, admitted.call_uuid, hangup_cause=self.hangup_cause)
+        record: dict[str, object] = {
+            "event": "call_ended", "call_uuid": admitted.call_uuid, "leg_id": admitted.leg_id,
+            "session_id": admitted.session_id, "org_id": admitted.org_id,
+            "hangup_cause": self.hangup_cause,
+        }
+        if ended is not None:
+            row = self.store.query_one("SELECT sip_code FROM call_legs WHERE id = ?", (ended.leg_id,))
+            record.update(sip_code=row["sip_code"] if row else None, session_ended=ended.session_ended)
+        log.info(json.dumps(record, separators=(",", ":")))
+
+    def _api(self, cmd: str) -> str:
+        try:
+            return self.sock.api(cmd)
+        except Exception as exc:  # a timed-out or broken socket must not kill the call loop
+            log.warning("call api %s failed: %s", cmd.split(" ", 1)[0], exc)
+            return f"-ERR {exc}"
+
+
+def handle_call(sock: CallSocket, store: Store, config: CallConfig) -> None:
+    """The ESL outbound server's per-call entry point."""
+    CallSession(sock, store, config).run()

@@ -1,0 +1,114 @@
+"""Playing a leg's translated speech: a FIFO of the files mod_audio_stream announces for it.
+
+mod_audio_stream writes each ``streamAudio`` message of the bridge to a temp file and fires
+``CUSTOM mod_audio_stream::play`` for that channel; it does not play it. We play one file at a
+time with ``uuid_broadcast <uuid> <file> aleg`` and start the next on the previous one's
+``CHANNEL_EXECUTE_COMPLETE`` (Application ``playback``): no gap beyond one event round trip, no
+overlap. Barge-in drops the queue and ``uuid_break``s what is playing.
+
+The temp files are FreeSWITCH's (in its temp_dir, on its host, which need not be ours):
+the controller never deletes them; mod_audio_stream owns their lifetime.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import deque
+from collections.abc import Callable
+
+log = logging.getLogger("kallglot.calls.playback")
+
+ApiCall = Callable[[str], str]
+
+# Files queued beyond this are dropped (oldest first): the bridge sends one file per sentence,
+# so a backlog this deep means the listener would hear speech minutes late.
+MAX_QUEUED_FILES = 32
+
+
+def play_file_from_event(body: bytes) -> str | None:
+    """The ``file`` of a ``mod_audio_stream::play`` body, or None when unusable.
+
+    The path goes into an API command line, so whitespace or control characters are refused.
+    """
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return None
+    path = doc.get("file") if isinstance(doc, dict) else None
+    if not isinstance(path, str) or not path or any(c.isspace() or ord(c) < 32 for c in path):
+        return None
+    return path
+
+
+def is_barge_in(body: bytes) -> bool:
+    """A ``mod_audio_stream::json`` body carrying ``{"type":"kallglot.barge_in"}``."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(doc, dict) and doc.get("type") == "kallglot.barge_in"
+
+
+class LegPlayback:
+    """Per-leg playback queue. Not thread-safe: drive it from the call's event loop only."""
+
+    def __init__(self, call_uuid: str, api: ApiCall, *, max_queued: int = MAX_QUEUED_FILES) -> None:
+        self.call_uuid = call_uuid
+        self._api = api
+        self._max_queued = max_queued
+        self._queue: deque[str] = deque()
+        self.playing: str | None = None
+        self.played: list[str] = []  # files started, in order (for logs and tests)
+        self.dropped = 0
+        self._breaking = False
+
+    @property
+    def queued(self) -> tuple[str, ...]:
+        return tuple(self._queue)
+
+    def enqueue(self, path: str) -> None:
+        if len(self._queue) >= self._max_queued:
+            self._queue.popleft()
+            self.dropped += 1
+            log.warning("call %s: playback backlog full, dropped the oldest file", self.call_uuid)
+        self._queue.append(path)
+        if self.playing is None:
+            self._start_next()
+
+    def on_execute_complete(self, application: str, data: str) -> None:
+        """Feed every CHANNEL_EXECUTE_COMPLETE of this channel; reacts to our playback's."""
+        if application != "playback" or self.playing is None:
+            return
+        if data and data.split(" ", 1)[0] != self.playing:
+            return
+        self.playing = None
+        self._breaking = False
+        self._start_next()
+
+    def barge_in(self) -> None:
+        """Drop what is queued and stop what is playing (the listener started talking)."""
+        self.dropped += len(self._queue)
+        self._queue.clear()
+        if self.playing is not None and not self._breaking:
+            self._breaking = True
+            # `playing` stays set until its EXECUTE_COMPLETE arrives, so a file announced in
+            # between waits for it instead of overlapping the tail of the broken one.
+            reply = self._api(f"uuid_break {self.call_uuid} all")
+            if not reply.startswith("+OK"):
+                log.warning("call %s: uuid_break failed: %s", self.call_uuid, reply.strip())
+
+    def stop(self) -> None:
+        """The call is over: forget everything (nothing more is sent)."""
+        self._queue.clear()
+        self.playing = None
+
+    def _start_next(self) -> None:
+        while self._queue and self.playing is None:
+            path = self._queue.popleft()
+            reply = self._api(f"uuid_broadcast {self.call_uuid} {path} aleg")
+            if reply.startswith("+OK"):
+                self.playing = path
+                self.played.append(path)
+            else:
+                log.warning("call %s: uuid_broadcast of %s failed: %s", self.call_uuid, path, reply.strip())
