@@ -1,0 +1,62 @@
+"""Speech segmentation on labelled audio: espeak-ng sentences at known positions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from media_bridge.vad import SpeechSegmenter, SpeechStarted, Utterance
+from tests.bridge.helpers import frames_of, silence, speak
+
+
+def segment(audio: np.ndarray, rate: int = 16000, **kwargs: int) -> list:
+    seg = SpeechSegmenter(rate, **kwargs)
+    events = []
+    for i, frame in enumerate(frames_of(audio, rate)):
+        events += seg.push(frame, wall_time=i * 0.02)
+    return events + seg.flush()
+
+
+@pytest.mark.parametrize("rate", [16000, 8000])
+def test_two_sentences_become_two_utterances(rate: int) -> None:
+    first = speak("The weather is nice today.", "en", rate)
+    second = speak("Where is the train station?", "en", rate)
+    audio = np.concatenate([silence(0.5, rate), first, silence(1.2, rate), second, silence(1.0, rate)])
+    events = segment(audio, rate, silence_ms=600)
+    utterances = [e for e in events if isinstance(e, Utterance)]
+    starts = [e for e in events if isinstance(e, SpeechStarted)]
+    assert len(utterances) == 2 and len(starts) == 2
+    second_at = 0.5 + first.size / rate + 1.2
+    # Each utterance starts near its sentence (espeak-ng adds little lead-in) and the second
+    # starts after the first ended.
+    assert abs(utterances[0].started_at - 0.5) < 0.25
+    assert abs(utterances[1].started_at - second_at) < 0.25
+    assert utterances[0].ended_at < utterances[1].started_at
+    for utt, sentence in zip(utterances, (first, second), strict=True):
+        assert 0.7 * sentence.size / rate < utt.duration_s < sentence.size / rate + 0.5
+
+
+def test_short_pause_does_not_split_but_longer_silence_setting_matters() -> None:
+    first, second = speak("Hello there.", "en"), speak("How are you?", "en")
+    audio = np.concatenate([silence(0.3), first, silence(0.4), second, silence(1.5)])
+    assert len([e for e in segment(audio, silence_ms=800) if isinstance(e, Utterance)]) == 1
+    assert len([e for e in segment(audio, silence_ms=200) if isinstance(e, Utterance)]) == 2
+
+
+def test_silence_and_clicks_are_not_speech() -> None:
+    audio = silence(3.0)
+    audio[16000:16040] = 20000  # a 2.5 ms click
+    assert segment(audio) == []
+
+
+def test_long_monologue_is_cut_at_max_utterance() -> None:
+    speech = np.concatenate([speak("one two three four five six seven eight nine ten", "en")] * 3)
+    events = segment(np.concatenate([speech, silence(1.0)]), max_utterance_ms=3000)
+    utterances = [e for e in events if isinstance(e, Utterance)]
+    assert len(utterances) >= 2
+    assert all(u.duration_s <= 3.0 + 1e-9 for u in utterances)
+
+
+def test_wrong_frame_size_is_rejected() -> None:
+    with pytest.raises(ValueError, match="640"):
+        SpeechSegmenter(16000).push(b"\0" * 320)
