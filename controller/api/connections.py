@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from controller.api.context import in_thread, json_list, notify_settings_changed, org_id
+from controller.api.envelope import json_response
 from controller.api.parsing import parse_body
 from controller.appkeys import STORE_KEY
 from controller.domain import connections
@@ -19,7 +20,7 @@ async def create(request: web.Request) -> web.Response:
     org = org_id(request)
     record = await in_thread(connections.create_connection, request.app[STORE_KEY], org, body)
     notify_settings_changed(request.app, org)
-    return web.json_response(record.to_json(), status=201)
+    return json_response(record.to_json(), status=201)
 
 
 @routes.get("/v1/connections")
@@ -33,7 +34,7 @@ async def get(request: web.Request) -> web.Response:
     record = await in_thread(
         connections.get_connection, request.app[STORE_KEY], org_id(request), request.match_info["id"]
     )
-    return web.json_response(record.to_json())
+    return json_response(record.to_json())
 
 
 @routes.patch("/v1/connections/{id}")
@@ -44,7 +45,7 @@ async def update(request: web.Request) -> web.Response:
         connections.update_connection, request.app[STORE_KEY], org, request.match_info["id"], body
     )
     notify_settings_changed(request.app, org)
-    return web.json_response(record.to_json())
+    return json_response(record.to_json())
 
 
 @routes.delete("/v1/connections/{id}")
@@ -54,4 +55,4 @@ async def delete(request: web.Request) -> web.Response:
         connections.delete_connection, request.app[STORE_KEY], org, request.match_info["id"]
     )
     notify_settings_changed(request.app, org)
-    return web.json_response(record.to_json())
+    return json_response(record.to_json())

@@ -9,6 +9,7 @@ from typing import ParamSpec, TypeVar
 
 from aiohttp import web
 
+from controller.api.envelope import json_response
 from controller.api.middleware import ORG_ID
 from controller.appkeys import SETTINGS_LISTENERS_KEY
 
@@ -37,4 +38,4 @@ def notify_settings_changed(app: web.Application, org: str) -> None:
 
 
 def json_list(items: list[dict[str, object]], has_more: bool = False) -> web.Response:
-    return web.json_response({"object": "list", "data": items, "has_more": has_more})
+    return json_response({"object": "list", "data": items, "has_more": has_more})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from aiohttp import web
 
 from controller.domain.errors import DomainError
@@ -33,7 +35,7 @@ def error_response(request: web.Request, exc: DomainError) -> web.Response:
             "request_id": request_id(request),
         }
     }
-    return web.json_response(body, status=exc.status)
+    return json_response(body, status=exc.status)
 
 
 def from_http_exception(exc: web.HTTPException) -> DomainError:
@@ -44,3 +46,12 @@ def from_http_exception(exc: web.HTTPException) -> DomainError:
     if exc.status == 405:
         message = "Method not allowed on this route"
     return DomainError(exc.status, code, message, type=kind)
+
+
+def _dumps(data: object) -> str:
+    # UTF-8 as is (masks like "••••cdef", transcripts in any script) rather than \u escapes.
+    return json.dumps(data, ensure_ascii=False)
+
+
+def json_response(data: object, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=_dumps)

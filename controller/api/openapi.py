@@ -8,6 +8,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from controller.api import schemas
+from controller.api.envelope import json_response
 from controller.domain.requests import (
     ConnectionCreate,
     ConnectionUpdate,
@@ -161,4 +162,4 @@ OPENAPI_KEY: web.AppKey[dict[str, Any]] = web.AppKey("openapi", dict)
 
 
 async def openapi_handler(request: web.Request) -> web.Response:
-    return web.json_response(request.app[OPENAPI_KEY])
+    return json_response(request.app[OPENAPI_KEY])

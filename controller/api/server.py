@@ -8,6 +8,7 @@ import logging
 from aiohttp import web
 
 from controller.api import connections, phone_numbers, sessions, sip
+from controller.api.envelope import json_response
 from controller.api.janitor import JANITOR_INTERVAL_KEY, janitor_ctx
 from controller.api.middleware import auth_middleware, idempotency_middleware, request_id_middleware
 from controller.api.openapi import OPENAPI_KEY, build_openapi, openapi_handler
@@ -27,7 +28,7 @@ JANITOR_INTERVAL_S = 60.0
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    return json_response({"status": "ok"})
 
 
 def create_app(

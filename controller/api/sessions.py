@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from controller.api.context import in_thread, json_list, org_id
+from controller.api.envelope import json_response
 from controller.api.parsing import parse_body, query_choice, query_int
 from controller.appkeys import CALL_CONTROL_KEY, SETTINGS_KEY, STORE_KEY
 from controller.domain import sessions, transcripts
@@ -23,7 +24,7 @@ async def create(request: web.Request) -> web.Response:
     body = await parse_body(request, SessionCreate, empty_ok=True)
     settings = request.app[SETTINGS_KEY]
     record = await in_thread(sessions.create_session, request.app[STORE_KEY], settings, org_id(request), body)
-    return web.json_response(record.to_json(settings.sip_domain), status=201)
+    return json_response(record.to_json(settings.sip_domain), status=201)
 
 
 @routes.get("/v1/sessions")
@@ -48,7 +49,7 @@ async def get(request: web.Request) -> web.Response:
     record = await in_thread(
         sessions.get_session, request.app[STORE_KEY], org_id(request), request.match_info["id"]
     )
-    return web.json_response(record.to_json(request.app[SETTINGS_KEY].sip_domain))
+    return json_response(record.to_json(request.app[SETTINGS_KEY].sip_domain))
 
 
 async def hang_up(app: web.Application, session_id: str, uuids: Sequence[str]) -> None:
@@ -76,7 +77,7 @@ async def end(request: web.Request) -> web.Response:
     uuids = await in_thread(sessions.end_session, store, session_id, "api")
     await hang_up(request.app, session_id, uuids)
     record = await in_thread(sessions.get_session, store, org_id(request), session_id)
-    return web.json_response(record.to_json(request.app[SETTINGS_KEY].sip_domain))
+    return json_response(record.to_json(request.app[SETTINGS_KEY].sip_domain))
 
 
 @routes.get("/v1/sessions/{id}/transcript")
@@ -84,6 +85,6 @@ async def transcript(request: web.Request) -> web.Response:
     store = request.app[STORE_KEY]
     record = await in_thread(sessions.get_session, store, org_id(request), request.match_info["id"])
     turns = await in_thread(transcripts.list_turns, store, record.id)
-    return web.json_response(
+    return json_response(
         {"object": "transcript", "session_id": record.id, "turns": [t.to_json() for t in turns]}
     )
