@@ -1,0 +1,107 @@
+"""Sends a reload plan's commands over ESL and interprets FreeSWITCH's replies.
+
+Replies as captured from FreeSWITCH 1.10.12 (shared/fixtures/README.md, item 13): errors start
+with ``-ERR``; ``sofia profile P restart`` within a profile's first 10 s is refused in plain
+text ("must be up for at least 10 seconds … Please wait N seconds"), which we wait out and retry.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class EslApi(Protocol):
+    """The one ESL call the reload needs (``api <cmd>`` → reply body)."""
+
+    def api(self, cmd: str) -> str: ...
+
+
+_TOO_EARLY = re.compile(r"must be up for at least \d+ seconds", re.IGNORECASE)
+_WAIT_SECONDS = re.compile(r"Please wait (\d+) seconds?", re.IGNORECASE)
+_NO_SUCH_GATEWAY = "-ERR no such gateway"
+MAX_RESTART_ATTEMPTS = 4
+MAX_RESTART_WAIT_S = 15.0
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    command: str
+    reply: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"command": self.command, "reply": self.reply}
+
+
+class ReloadCommandError(Exception):
+    """FreeSWITCH refused a command (``reply`` holds its text) or could not be reached
+    (``reply`` is None). ``done`` lists the commands that had succeeded before."""
+
+    def __init__(
+        self, command: str, reply: str | None, done: Sequence[CommandResult], detail: str = ""
+    ) -> None:
+        what = reply.strip() if reply is not None else (detail or "FreeSWITCH unreachable")
+        super().__init__(f"{command}: {what}")
+        self.command = command
+        self.reply = reply
+        self.detail = detail
+        self.done = list(done)
+
+
+@dataclass
+class ApplyResult:
+    results: list[CommandResult] = field(default_factory=list)
+    restart_waits: list[float] = field(default_factory=list)
+
+
+def is_error_reply(command: str, reply: str) -> bool:
+    lines = [line.strip() for line in reply.strip().splitlines()]
+    if " killgw " in command and lines and lines[0].startswith(_NO_SUCH_GATEWAY):
+        return False  # the gateway is already gone: the goal of killgw holds
+    return any(
+        line.startswith(("-ERR", "-USAGE")) or "Invalid Profile" in line or line.startswith("Failure")
+        for line in lines
+    )
+
+
+def restart_wait_seconds(reply: str) -> float | None:
+    """Seconds FreeSWITCH asks us to wait before a profile restart, or None if not refused."""
+    if not _TOO_EARLY.search(reply):
+        return None
+    match = _WAIT_SECONDS.search(reply)
+    return min(float(match.group(1)) if match else 10.0, MAX_RESTART_WAIT_S)
+
+
+def _call(esl: EslApi, command: str, done: Sequence[CommandResult]) -> str:
+    try:
+        return esl.api(command)
+    except Exception as exc:  # transport failures of any ESL client: report, never crash the caller
+        raise ReloadCommandError(command, None, done, detail=f"{type(exc).__name__}: {exc}") from exc
+
+
+def apply_commands(
+    esl: EslApi,
+    commands: Sequence[str],
+    sleep: Callable[[float], None] = time.sleep,
+    max_restart_attempts: int = MAX_RESTART_ATTEMPTS,
+) -> ApplyResult:
+    """Run ``commands`` in order; stops at the first failure (ReloadCommandError)."""
+    out = ApplyResult()
+    for command in commands:
+        reply = _call(esl, command, out.results)
+        attempts = 1
+        while (wait := restart_wait_seconds(reply)) is not None:
+            if attempts >= max_restart_attempts:
+                raise ReloadCommandError(command, reply, out.results)
+            out.restart_waits.append(wait)
+            # One second more than asked: FreeSWITCH rounds the remaining time down.
+            sleep(wait + 1.0)
+            reply = _call(esl, command, out.results)
+            attempts += 1
+        if is_error_reply(command, reply):
+            raise ReloadCommandError(command, reply, out.results)
+        out.results.append(CommandResult(command, reply.strip()))
+    return out

@@ -1,0 +1,220 @@
+"""Render + validate + swap, and render + reload with rollback: the steps in one place.
+
+Reload flow (all under the conf dir's lock): render and validate in memory (a bad setting
+fails here, nothing written) → diff against the generation FreeSWITCH last applied → write the
+new generation and swap the ``rendered`` link → send the planned ESL commands. If FreeSWITCH
+refuses a command or cannot be reached, the link goes back to the previous generation, the
+commands that had already succeeded are replayed (best effort) so FreeSWITCH re-reads the old
+files, and a ReloadError carries FreeSWITCH's reply.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from controller.fsconfig.apply import (
+    ApplyResult,
+    CommandResult,
+    EslApi,
+    ReloadCommandError,
+    apply_commands,
+)
+from controller.fsconfig.model import ConfigInput
+from controller.fsconfig.plan import ReloadPlan, plan_reload, snapshot
+from controller.fsconfig.render import RenderedTree, render_files
+from controller.fsconfig.source import load_config_input
+from controller.fsconfig.tree import LiveTree, applied_generation, mark_applied, read_files, write_out
+from controller.fsconfig.validate import validate_files
+from controller.settings import Settings
+from controller.store import Store
+
+log = logging.getLogger(__name__)
+
+EslFactory = Callable[[], AbstractContextManager[EslApi]]
+# Replayed after a rollback so FreeSWITCH re-reads the restored files; safe to repeat.
+_IDEMPOTENT = ("reloadxml", "reloadacl")
+ESL_TIMEOUT_S = 30.0
+
+
+class ReloadError(Exception):
+    """A reload that did not go through; the live tree has been rolled back."""
+
+    def __init__(self, message: str, command: str, reply: str | None, done: list[CommandResult],
+                 restore: list[CommandResult]) -> None:
+        super().__init__(message)
+        self.command = command
+        self.reply = reply
+        self.done = done
+        self.restore = restore
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "command": self.command,
+            "reply": self.reply,
+            "commands": [r.as_dict() for r in self.done],
+            "rolled_back": True,
+            "restore_commands": [r.as_dict() for r in self.restore],
+        }
+
+
+@dataclass
+class ReloadOutcome:
+    files_changed: list[str] = field(default_factory=list)
+    commands: list[CommandResult] = field(default_factory=list)
+    restarted: bool = False
+    restart_waits: list[float] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "files_changed": self.files_changed,
+            "commands": [r.as_dict() for r in self.commands],
+            "restarted": self.restarted,
+            "restart_waits_s": self.restart_waits,
+        }
+
+
+def render_summary(cfg: ConfigInput, files: RenderedTree) -> dict[str, Any]:
+    """What a render produced (counts and names, never a secret)."""
+    return {
+        "sip_domain": cfg.sip_domain,
+        "profile": cfg.profile,
+        "transports": list(cfg.transports),
+        "codecs": list(cfg.codecs),
+        "users": len(cfg.orgs),
+        "acl_lists": sum(1 for o in cfg.orgs if o.acl_name) + (1 if cfg.provider_cidrs else 0),
+        "gateways": [g.name for g in cfg.gateways],
+        "numbers": len(cfg.numbers),
+        "skipped_orgs_without_credentials": list(cfg.skipped),
+        "files": sorted(files),
+    }
+
+
+def render_validated(store: Store, settings: Settings) -> tuple[ConfigInput, RenderedTree]:
+    """Read the store, render and validate in memory; raises ConfigInputError or
+    RenderValidationError (both ValueError) before anything is written."""
+    cfg = load_config_input(store, settings)
+    files = render_files(cfg)
+    validate_files(files)
+    return cfg, files
+
+
+@contextmanager
+def inbound_esl(settings: Settings, timeout: float = ESL_TIMEOUT_S) -> Iterator[EslApi]:
+    """An inbound ESL connection (controller/esl) for the calling thread, closed on exit."""
+    from controller.esl.inbound import InboundClient
+
+    client = InboundClient.connect(
+        settings.esl_host, settings.esl_port, settings.esl_password, timeout=timeout
+    )
+
+    class _Api:
+        def api(self, cmd: str) -> str:
+            return client.api(cmd, timeout=timeout)
+
+    try:
+        yield _Api()
+    finally:
+        try:
+            client.exit()
+        except Exception:  # closing is best effort; the reload's outcome is already decided
+            client.close()
+
+
+class FsConfigService:
+    """Renders the store's settings into ``settings.fs_conf_dir`` and reloads FreeSWITCH."""
+
+    def __init__(self, store: Store, settings: Settings, esl_factory: EslFactory | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.store = store
+        self.settings = settings
+        self.tree = LiveTree(Path(settings.fs_conf_dir))
+        self.esl_factory: EslFactory = esl_factory or (lambda: inbound_esl(settings))
+        self.sleep = sleep
+
+    def render_to(self, out_dir: Path) -> dict[str, Any]:
+        """``kallglot render --out DIR``: render + validate into DIR; the live tree is untouched."""
+        cfg, files = render_validated(self.store, self.settings)
+        write_out(out_dir, files)
+        return render_summary(cfg, files) | {"out": str(out_dir)}
+
+    def render_live(self) -> dict[str, Any]:
+        """Render + validate + swap into the live tree without telling FreeSWITCH.
+
+        Before the first render FreeSWITCH cannot have loaded anything else, so that generation
+        is recorded as applied (the container start-up path); later ones are left for reload.
+        """
+        cfg, files = render_validated(self.store, self.settings)
+        with self.tree.locked():
+            previous = self.tree.current()
+            generation = self.tree.stage(files)
+            self.tree.point_to(generation)
+            bootstrap = previous is None and applied_generation(self.tree) is None
+            if bootstrap:
+                mark_applied(self.tree, generation)
+            self.tree.prune({p for p in (generation, previous, applied_generation(self.tree)) if p})
+        return render_summary(cfg, files) | {"out": str(self.tree.link), "applied": bootstrap}
+
+    def reload(self) -> ReloadOutcome:
+        _cfg, files = render_validated(self.store, self.settings)
+        with self.tree.locked():
+            previous = self.tree.current()
+            base = applied_generation(self.tree) or previous
+            plan = plan_reload(snapshot(read_files(base) if base else {}), snapshot(files))
+            if not plan.files_changed:
+                return ReloadOutcome()
+            generation = self.tree.stage(files)
+            self.tree.point_to(generation)
+            try:
+                result = self._send(plan)
+            except ReloadCommandError as exc:
+                restore = self._roll_back(previous, generation, exc)
+                log.error("FreeSWITCH reload failed at %r (%s); rolled back", exc.command,
+                          exc.reply.strip() if exc.reply is not None else exc.detail)
+                raise ReloadError(str(exc), exc.command, exc.reply, exc.done, restore) from exc
+            mark_applied(self.tree, generation)
+            self.tree.prune({p for p in (generation, previous) if p})
+        outcome = ReloadOutcome(list(plan.files_changed), result.results, plan.restart, result.restart_waits)
+        log.info("FreeSWITCH reloaded: %d file(s) changed, commands %s",
+                 len(outcome.files_changed), [r.command for r in outcome.commands])
+        return outcome
+
+    def _send(self, plan: ReloadPlan) -> ApplyResult:
+        if plan.empty:
+            return ApplyResult()
+        try:
+            connection = self.esl_factory()
+            esl = connection.__enter__()
+        except Exception as exc:
+            detail = f"{type(exc).__name__}: {exc}"
+            raise ReloadCommandError(plan.commands[0], None, [], detail=detail) from exc
+        try:
+            return apply_commands(esl, plan.commands, sleep=self.sleep)
+        finally:
+            try:
+                connection.__exit__(None, None, None)
+            except Exception:  # noqa: S110 -- closing after the outcome is known
+                pass
+
+    def _roll_back(
+        self, previous: Path | None, generation: Path, exc: ReloadCommandError
+    ) -> list[CommandResult]:
+        if previous is not None:
+            self.tree.point_to(previous)
+        else:
+            self.tree.link.unlink(missing_ok=True)
+        self.tree.discard(generation)
+        replay = [r.command for r in exc.done if r.command in _IDEMPOTENT or r.command.endswith(" rescan")]
+        if exc.reply is None or not replay:
+            return []
+        try:
+            with self.esl_factory() as esl:
+                return apply_commands(esl, replay, sleep=self.sleep).results
+        except Exception as restore_exc:  # the rollback of files stands; report what FreeSWITCH said
+            log.error("re-reading the restored configuration failed: %s", restore_exc)
+            return []

@@ -1,0 +1,160 @@
+"""Reads the renderer's input straight from the store tables (sip_settings, connections,
+phone_numbers; schema in controller/store/migrations.py) and validates every field."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from controller.fsconfig.model import (
+    CODECS,
+    TRANSPORTS,
+    ConfigInput,
+    ConfigInputError,
+    Gateway,
+    ManagedNumber,
+    OrgSip,
+    check_a1_hash,
+    check_cidr,
+    check_e164,
+    check_host,
+    check_id,
+    check_secret,
+    check_sip_user,
+    check_subset,
+)
+from controller.settings import Settings
+from controller.store import Store
+
+_PROFILE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$", re.ASCII)
+
+
+def _json(raw: Any, field_name: str, default: Any) -> Any:
+    if raw is None:
+        return default
+    try:
+        return json.loads(raw)
+    except (TypeError, ValueError):
+        raise ConfigInputError(field_name, "is not valid JSON") from None
+
+
+def org_from_row(row: Any) -> OrgSip:
+    org_id = check_id(row["org_id"], "org", "sip_settings.org_id")
+    where = f"sip_settings[{org_id}]"
+    allowlist = _json(row["ip_allowlist"], f"{where}.ip_allowlist", [])
+    if not isinstance(allowlist, list):
+        raise ConfigInputError(f"{where}.ip_allowlist", "must be a list")
+    cidrs = [check_cidr(c, f"{where}.ip_allowlist[{i}]") for i, c in enumerate(allowlist)]
+    return OrgSip(
+        org_id=org_id,
+        username=check_sip_user(row["username"], f"{where}.username"),
+        a1_hash=check_a1_hash(row["a1_hash"], f"{where}.a1_hash"),
+        ip_allowlist=tuple(dict.fromkeys(cidrs)),
+        allowed_transports=check_subset(
+            _json(row["allowed_transports"], f"{where}.allowed_transports", []),
+            TRANSPORTS, f"{where}.allowed_transports",
+        ),
+        allowed_codecs=check_subset(
+            _json(row["allowed_codecs"], f"{where}.allowed_codecs", []), CODECS, f"{where}.allowed_codecs"
+        ),
+    )
+
+
+def gateway_from_row(connection_id: str, sip: Any) -> Gateway | None:
+    where = f"connections[{connection_id}].sip"
+    if sip is None:
+        return None
+    if not isinstance(sip, dict):
+        raise ConfigInputError(where, "must be an object")
+    register = sip.get("register", False)
+    if not isinstance(register, bool):
+        raise ConfigInputError(f"{where}.register", "must be true or false")
+    return Gateway(
+        connection_id=connection_id,
+        proxy=check_host(sip.get("host"), f"{where}.host", allow_port=True),
+        username=check_sip_user(sip.get("username"), f"{where}.username"),
+        password=check_secret(sip.get("password"), f"{where}.password"),
+        register=register,
+    )
+
+
+def load_config_input(store: Store, settings: Settings) -> ConfigInput:
+    """One consistent read of the three tables (a read transaction), validated."""
+    with store.lock:
+        conn = store.conn
+        conn.execute("BEGIN")
+        try:
+            sip_rows = conn.execute(
+                "SELECT * FROM sip_settings WHERE enabled = 1 ORDER BY org_id"
+            ).fetchall()
+            conn_rows = conn.execute(
+                "SELECT id, sip, inbound_addresses FROM connections WHERE status = 'active' ORDER BY id"
+            ).fetchall()
+            number_rows = conn.execute(
+                "SELECT id, number FROM phone_numbers WHERE status = 'active' ORDER BY number"
+            ).fetchall()
+        finally:
+            conn.execute("COMMIT")
+
+    orgs: list[OrgSip] = []
+    skipped: list[str] = []
+    for row in sip_rows:
+        if not row["a1_hash"]:
+            skipped.append(str(row["org_id"]))
+            continue
+        orgs.append(org_from_row(row))
+
+    gateways: list[Gateway] = []
+    provider_cidrs: list[str] = []
+    for row in conn_rows:
+        connection_id = check_id(row["id"], "pcon", "connections.id")
+        sip = _json(row["sip"], f"connections[{connection_id}].sip", None)
+        gateway = gateway_from_row(connection_id, sip)
+        if gateway is not None:
+            gateways.append(gateway)
+        where = f"connections[{connection_id}].inbound_addresses"
+        addresses = _json(row["inbound_addresses"], where, [])
+        if not isinstance(addresses, list):
+            raise ConfigInputError(where, "must be a list")
+        provider_cidrs.extend(check_cidr(a, f"{where}[{i}]") for i, a in enumerate(addresses))
+
+    numbers = [
+        ManagedNumber(
+            number_id=check_id(row["id"], "pn", "phone_numbers.id"),
+            number=check_e164(row["number"], f"phone_numbers[{row['id']}].number"),
+        )
+        for row in number_rows
+    ]
+    return build_config_input(settings, orgs, gateways, provider_cidrs, numbers, skipped)
+
+
+def build_config_input(
+    settings: Settings,
+    orgs: list[OrgSip],
+    gateways: list[Gateway],
+    provider_cidrs: list[str],
+    numbers: list[ManagedNumber],
+    skipped: list[str] | None = None,
+) -> ConfigInput:
+    """Validate the install-wide settings and assemble the input in a stable order."""
+    host, _, port = settings.controller_address.rpartition(":")
+    if not host or not port:
+        raise ConfigInputError("KALLGLOT_CONTROLLER_ADDRESS", "must be host:port")
+    if not _PROFILE_NAME.match(settings.sip_profile):
+        raise ConfigInputError("KALLGLOT_SIP_PROFILE", "must be 1-32 letters, digits, '_' or '-'")
+    check_host(settings.controller_address, "KALLGLOT_CONTROLLER_ADDRESS", allow_port=True)
+    tls_dir = settings.tls_cert_dir
+    if not tls_dir.startswith("/") or any(ch in tls_dir for ch in "\"'<>&$\n\r\t"):
+        raise ConfigInputError("KALLGLOT_TLS_CERT_DIR", "must be an absolute path without quotes or $")
+    return ConfigInput(
+        sip_domain=check_host(settings.sip_domain, "KALLGLOT_SIP_DOMAIN"),
+        profile=settings.sip_profile,
+        controller_address=settings.controller_address,
+        tls_cert_dir=tls_dir,
+        orgs=tuple(sorted(orgs, key=lambda o: o.org_id)),
+        gateways=tuple(sorted(gateways, key=lambda g: g.connection_id)),
+        provider_cidrs=tuple(dict.fromkeys(provider_cidrs)),
+        numbers=tuple(sorted(numbers, key=lambda n: n.number)),
+        skipped=tuple(skipped or ()),
+    )

@@ -1,0 +1,154 @@
+"""Each rendered file, parsed (never string-compared), and the document FreeSWITCH assembles."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from controller.fsconfig.model import ConfigInputError
+from controller.fsconfig.service import FsConfigService, render_validated
+from controller.settings import Settings
+from controller.store import Store
+from tests.fsconfig.fs_preprocessor import Preprocessor
+from tests.fsconfig.helpers import SIP_DOMAIN, a1, add_connection, add_number, add_org
+
+
+def parse(text: str) -> ET.Element:
+    return ET.fromstring(text)  # noqa: S314 -- our own test output
+
+
+def params(el: ET.Element) -> dict[str, str]:
+    return {p.get("name", ""): p.get("value", "") for p in el.iter("param")}
+
+
+def test_directory_has_one_user_per_enabled_org_with_credentials(store: Store, settings: Settings) -> None:
+    plain = add_org(store, username="alice", password="pw-alice")
+    acl = add_org(store, username="bob", password="pw-bob", allowlist=["198.51.100.7", "2001:db8::/32"])
+    add_org(store, username="off", enabled=False)
+    add_org(store, username="nocreds", password=None)
+    _cfg, files = render_validated(store, settings)
+    root = parse(files["directory.xml"].text)
+    (domain,) = root.findall("domain")
+    assert domain.get("name") == SIP_DOMAIN
+    users = {u.get("id"): u for u in domain.iter("user")}
+    assert set(users) == {"alice", "bob"}
+    assert params(users["alice"]) == {"a1-hash": a1("alice", "pw-alice")}
+    assert params(users["bob"]) == {"a1-hash": a1("bob", "pw-bob"), "auth-acl": f"kallglot_{acl}"}
+    variables = {v.get("name"): v.get("value") for v in users["alice"].iter("variable")}
+    assert variables == {"kallglot_org_id": plain, "user_context": "kallglot"}
+
+
+def test_acl_lists_default_deny_one_node_per_cidr(store: Store, settings: Settings) -> None:
+    org = add_org(store, allowlist=["198.51.100.7", "203.0.113.0/24", "2001:db8::1/64"])
+    add_org(store)  # no allowlist → no list
+    add_connection(store, org, inbound=["54.172.60.0/30", "54.244.51.0/30"])
+    add_connection(store, org, inbound=["8.8.8.8"], status="disabled")
+    _cfg, files = render_validated(store, settings)
+    lists = {lst.get("name"): lst for lst in parse(files["acl.xml"].text).findall("list")}
+    assert set(lists) == {f"kallglot_{org}", "kallglot_providers"}
+    for lst in lists.values():
+        assert lst.get("default") == "deny"
+        assert all(n.get("type") == "allow" for n in lst.findall("node"))
+    assert [n.get("cidr") for n in lists[f"kallglot_{org}"].findall("node")] == [
+        "198.51.100.7/32", "203.0.113.0/24", "2001:db8::/64",
+    ]
+    assert [n.get("cidr") for n in lists["kallglot_providers"].findall("node")] == [
+        "54.172.60.0/30", "54.244.51.0/30",
+    ]
+
+
+def test_profile_binds_only_the_needed_transports(store: Store, settings: Settings) -> None:
+    add_org(store, transports=["tls"], codecs=["PCMA", "OPUS"])
+    add_org(store, transports=["tls"], codecs=["G722"])
+    cfg, files = render_validated(store, settings)
+    (profile,) = parse(files["sip_profile.xml"].text).findall("profile")
+    p = params(profile.find("settings"))  # type: ignore[arg-type]
+    assert profile.get("name") == "kallglot"
+    assert p["enable-tls"] == "true" and p["tls-only"] == "true"
+    assert p["tls-version"] == "tlsv1.2,tlsv1.3"
+    assert p["tls-cert-dir"] == settings.tls_cert_dir
+    assert p["auth-calls"] == "true" and p["inbound-late-negotiation"] == "true"
+    assert p["challenge-realm"] == SIP_DOMAIN
+    assert p["inbound-codec-prefs"] == "OPUS,G722,PCMA"  # union, in the stable order
+    assert "apply-inbound-acl" not in p
+    assert cfg.transports == ("tls",)
+
+
+def test_profile_udp_only_and_provider_acl(store: Store, settings: Settings) -> None:
+    org = add_org(store, transports=["udp"])
+    _cfg, files = render_validated(store, settings)
+    p = params(parse(files["sip_profile.xml"].text).find("profile/settings"))  # type: ignore[arg-type]
+    assert p["bind-params"] == "transport=udp" and p["enable-tls"] == "false"
+    add_connection(store, org, inbound=["192.0.2.0/24"])
+    _cfg, files = render_validated(store, settings)
+    p = params(parse(files["sip_profile.xml"].text).find("profile/settings"))  # type: ignore[arg-type]
+    # Trunks need plain SIP: UDP and TCP both bound (no bind-params), ACL applied.
+    assert "bind-params" not in p and p["apply-inbound-acl"] == "kallglot_providers"
+
+
+def test_gateways_reference_secrets_and_dialplan_routes(store: Store, settings: Settings) -> None:
+    org = add_org(store)
+    gw = add_connection(store, org, sip={"host": "trunk.example.net:5080", "username": "acme",
+                                         "password": "gw-Secret-1", "register": True})
+    add_connection(store, org, sip=None)  # no gateway without sip settings
+    add_connection(store, org, sip={"host": "x.example", "username": "u", "password": "p"}, status="disabled")
+    add_number(store, org, gw, "+4930123456")
+    add_number(store, org, gw, "+14155550100", status="released")
+    _cfg, files = render_validated(store, settings)
+    gateways = {g.get("name"): params(g) for g in parse(files["gateways.xml"].text).findall("gateway")}
+    assert gateways == {gw: {
+        "proxy": "trunk.example.net:5080", "realm": "trunk.example.net", "username": "acme",
+        "password": f"$${{kallglot_gw_{gw}_password}}", "register": "true", "expire-seconds": "600",
+        "retry-seconds": "30", "context": "kallglot", "caller-id-in-from": "true",
+    }}
+    assert files["secrets/gateway_passwords.xml"].secret
+    context = parse(files["dialplan.xml"].text).find("context")
+    assert context is not None and context.get("name") == "kallglot"
+    routes = [
+        (c.get("field"), c.get("expression"),
+         [(a.get("application"), a.get("data")) for a in c.iter("action")])
+        for c in context.iter("condition")
+    ]
+    socket = [("socket", "127.0.0.1:8084 async full")]
+    assert routes == [
+        ("destination_number", "^sess_[0-9A-Za-z]+$", socket),
+        ("destination_number", r"^\+?4930123456$", socket),
+        ("destination_number", "^.*$", [("respond", "404")]),
+    ]
+
+
+def test_bad_stored_value_fails_with_the_field_named(store: Store, settings: Settings) -> None:
+    org = add_org(store, allowlist=["10.0.0.0/8", "not-a-cidr"])
+    with pytest.raises(ConfigInputError) as err:
+        render_validated(store, settings)
+    assert err.value.field == f"sip_settings[{org}].ip_allowlist[1]"
+
+
+def test_assembled_document_as_freeswitch_reads_it(store: Store, settings: Settings, conf_dir: Path) -> None:
+    hostile_pw = 'p"a$${x}<&>\' ü X-PRE-PROCESS'
+    org = add_org(store, username="o'k&co", allowlist=["10.1.0.0/16"])
+    sip = {"host": "gw.example.com", "username": "u$x&y", "password": hostile_pw}
+    add_connection(store, org, sip=sip, inbound=["192.0.2.1"])
+    FsConfigService(store, settings).render_live()
+    env = {"KALLGLOT_ESL_PASSWORD": "s3cret", "KALLGLOT_FS_ESL_LISTEN_IP": "0.0.0.0"}
+    pre = Preprocessor(conf_dir, env=env)
+    doc = parse(pre.document())
+    assert pre.missing_includes == []
+    sections = {s.get("name"): s for s in doc.findall("section")}
+    config = {c.get("name"): c for c in sections["configuration"].findall("configuration")}
+    esl = params(config["event_socket.conf"])
+    assert esl["password"] == "s3cret" and esl["listen-ip"] == "0.0.0.0" and esl["listen-port"] == "8021"
+    switch = params(config["switch.conf"])
+    assert (switch["rtp-start-port"], switch["rtp-end-port"]) == ("16384", "16484")
+    (profile,) = config["sofia.conf"].iter("profile")
+    assert params(profile.find("settings"))["sip-port"] == "5060"  # type: ignore[arg-type]
+    (gateway,) = profile.iter("gateway")
+    gp = params(gateway)
+    assert gp["password"] == hostile_pw and gp["username"] == "u$x&y"
+    lists = {lst.get("name") for lst in config["acl.conf"].iter("list")}
+    assert lists == {"kallglot_esl", f"kallglot_{org}", "kallglot_providers"}
+    users = [u.get("id") for u in sections["directory"].iter("user")]
+    assert users == ["o'k&co"]
+    assert [c.get("name") for c in sections["dialplan"].findall("context")] == ["kallglot"]
