@@ -45,13 +45,16 @@ class Bridge:
         self.engine_ready = False
         self.websockets: set[web.WebSocketResponse] = set()
         self.warm_up_task: asyncio.Task[None] | None = None
+        self.retiring: set[BridgeSession] = set()  # no legs left, still finishing utterances
 
     def _remove_session(self, session: BridgeSession) -> None:
         if self.sessions.get(session.id) is session:
             del self.sessions[session.id]
             self.metrics.sessions.set(len(self.sessions))
-            # Let queued utterances finish (hang-up mid-sentence still yields a transcript).
-            asyncio.get_running_loop().call_later(60.0, lambda: asyncio.ensure_future(session.close()))
+        session.retire()
+        self.retiring.add(session)
+        if session.worker is not None:
+            session.worker.add_done_callback(lambda _: self.retiring.discard(session))
 
     async def close_ws(self, ws: web.WebSocketResponse, code: CloseCode, reason: str) -> None:
         self.metrics.closes.labels(str(int(code))).inc()
@@ -76,7 +79,7 @@ class Bridge:
     async def shutdown(self) -> None:
         for ws in list(self.websockets):
             await self.close_ws(ws, CloseCode.GOING_AWAY, "bridge shutting down")
-        for session in list(self.sessions.values()):
+        for session in [*self.sessions.values(), *self.retiring]:
             await session.close()
         self.runner.close()
 

@@ -100,7 +100,8 @@ class BridgeSession:
         self.detected: dict[str, str] = {}
         self.utterances: deque[QueuedUtterance] = deque()
         self._utterance_ready = asyncio.Event()
-        self._worker: asyncio.Task[None] | None = None
+        self.worker: asyncio.Task[None] | None = None
+        self.retired = False
         self.audio_seen = False
         self.last_mark = 0.0
 
@@ -115,8 +116,8 @@ class BridgeSession:
         old = self.legs.get(leg.role)
         self.legs[leg.role] = leg
         leg.task = asyncio.create_task(self._frames_loop(leg), name=f"frames-{leg.leg_id}")
-        if self._worker is None:
-            self._worker = asyncio.create_task(self._engine_loop(), name=f"engine-{self.id}")
+        if self.worker is None:
+            self.worker = asyncio.create_task(self._engine_loop(), name=f"engine-{self.id}")
         return old
 
     async def detach(self, leg: LegStream) -> None:
@@ -133,11 +134,17 @@ class BridgeSession:
         if not self.legs:
             self.on_empty(self)
 
+    def retire(self) -> None:
+        """No legs left: finish the queued utterances (a hang-up mid-sentence still yields its
+        transcript), then stop the engine task."""
+        self.retired = True
+        self._utterance_ready.set()
+
     async def close(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
+        if self.worker is not None:
+            self.worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
+                await self.worker
 
     # -- audio → utterances ---------------------------------------------------------------------
 
@@ -191,7 +198,7 @@ class BridgeSession:
         return True
 
     async def _engine_loop(self) -> None:
-        while True:
+        while not (self.retired and not self.utterances):
             await self._utterance_ready.wait()
             self._utterance_ready.clear()
             while self.utterances:

@@ -52,9 +52,7 @@ def test_200_legs_of_silence_keep_queues_bounded(store: Store) -> None:
             async def watch() -> None:
                 nonlocal max_depth
                 while True:
-                    depth = max(
-                        len(leg.frames) for s in bridge.sessions.values() for leg in s.legs.values()
-                    )
+                    depth = max(len(leg.frames) for s in bridge.sessions.values() for leg in s.legs.values())
                     max_depth = max(max_depth, depth)
                     await asyncio.sleep(0.01)
 
