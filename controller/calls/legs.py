@@ -61,8 +61,10 @@ def mark_leg(store: Store, leg_id: str, status: str, *, now: float | None = None
 
 
 def end_leg(store: Store, call_uuid: str, *, hangup_cause: str, sip_code: int | None = None,
-            now: float | None = None, end_reason: str = "call_ended") -> LegEnded | None:
-    """Mark the live leg of ``call_uuid`` ended; end its session when no live leg is left.
+            now: float | None = None, end_reason: str = "call_ended",
+            force_session_end: bool = False) -> LegEnded | None:
+    """Mark the live leg of ``call_uuid`` ended; end its session when no live leg is left
+    (and one of its legs was answered, or ``force_session_end``).
 
     Idempotent: returns None when there is no live leg for that uuid.
     """
@@ -86,7 +88,13 @@ def end_leg(store: Store, call_uuid: str, *, hangup_cause: str, sip_code: int | 
             (leg["session_id"],),
         ).fetchone()[0]
         session_ended = False
-        if remaining == 0:
+        # The session ends with its last leg once a call actually took place; legs that never
+        # connected (488 at answer, a failed dial) leave it open for another try.
+        connected = conn.execute(
+            "SELECT 1 FROM call_legs WHERE session_id = ? AND answered_at IS NOT NULL LIMIT 1",
+            (leg["session_id"],),
+        ).fetchone()
+        if remaining == 0 and (connected is not None or force_session_end):
             cur = conn.execute(
                 "UPDATE sessions SET status = 'ended', ended_at = ?, updated_at = ?, "
                 "end_reason = COALESCE(end_reason, ?) WHERE id = ? AND status != 'ended'",
@@ -138,7 +146,8 @@ def reconcile(store: Store, live_uuids: Iterable[str], *, now: float | None = No
     for leg_id, call_uuid in live_legs_older_than(store, now - grace_s):
         if call_uuid in live:
             continue
-        result = end_leg(store, call_uuid, hangup_cause="LOST_CHANNEL", now=now, end_reason="reconciled")
+        result = end_leg(store, call_uuid, hangup_cause="LOST_CHANNEL", now=now, end_reason="reconciled",
+                         force_session_end=True)
         if result is not None:
             log.info(json.dumps({"event": "leg_reconciled", "leg_id": leg_id, "call_uuid": call_uuid,
                                  "session_id": result.session_id,

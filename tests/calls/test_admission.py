@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from controller.calls.admission import Admitted, Rejected, admit
-from controller.calls.legs import end_leg
+from controller.calls.legs import end_leg, mark_leg
 from controller.store import Store
 from tests.calls.factories import (
     live_leg_count,
@@ -150,6 +150,7 @@ def test_hangup_releases_the_slot(store: Store) -> None:
     first = _admit_sip(store, org, s1)
     assert isinstance(first, Admitted)
     _rejected(_admit_sip(store, org, s2), 503)
+    mark_leg(store, first.leg_id, "answered")
     ended = end_leg(store, first.call_uuid, hangup_cause="NORMAL_CLEARING")
     assert ended is not None and ended.session_ended
     assert isinstance(_admit_sip(store, org, s2), Admitted)

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from controller.calls.admission import Admitted, admit
-from controller.calls.legs import end_leg, live_uuids_from_show_calls, reconcile
+from controller.calls.legs import end_leg, live_uuids_from_show_calls, mark_leg, reconcile
 from controller.store import Store, open_store
 from tests.calls.burst_worker import admit_many
 from tests.calls.factories import live_leg_count, make_org, make_session, sip_channel, sip_username
@@ -60,6 +60,7 @@ def test_2000_admit_hangup_cycles_never_exceed_cap_and_leave_no_live_leg(store: 
                 "UPDATE sessions SET status = 'active' WHERE id = ? AND status = 'ended'", (sid,)).rowcount
             result = admit(store, sip_channel(org, user, sid))
             if isinstance(result, Admitted):
+                mark_leg(store, result.leg_id, "answered")
                 admitted += 1
                 live.append(result.call_uuid)
             else:

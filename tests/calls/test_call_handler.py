@@ -117,6 +117,9 @@ def test_srtp_required_without_crypto_is_488_from_answer(store: Store) -> None:
     outcome = (leg["status"], leg["hangup_cause"], leg["sip_code"])
     assert outcome == ("failed", "INCOMPATIBLE_DESTINATION", 488)
     assert live_leg_count(store) == 0
+    # No call took place: the session stays open for a retry with an acceptable offer.
+    session = store.query_one("SELECT status FROM sessions WHERE id = ?", (sid,))
+    assert session is not None and session["status"] == "connecting"
 
 
 def test_no_allowed_codec_in_offer_is_488(store: Store) -> None:

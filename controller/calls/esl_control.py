@@ -1,0 +1,151 @@
+"""``CallControl`` for the API process: hang up and originate legs over short-lived ESL connections.
+
+Blocking by design (ESL round trips): the API calls it from a worker thread (``asyncio.to_thread``).
+Each call opens its own inbound connection in the calling thread (gevent gives every thread its
+own hub) and closes it before returning. ``originate`` runs as ``bgapi`` so the HTTP request does
+not wait for the callee to answer; a thread of its own waits for the job's result and ends the
+leg when the call could not be placed, so a failed dial never holds a call slot.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import re
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from controller.calls.legs import end_leg
+from controller.esl.connection import EslError
+from controller.esl.inbound import InboundClient
+from controller.settings import Settings
+from controller.store import Store
+
+log = logging.getLogger("kallglot.calls.esl_control")
+
+_UUID = re.compile(r"^[0-9A-Za-z-]{1,64}$")
+_TOKEN = re.compile(r"^[0-9A-Za-z_.-]{1,128}$")  # ids, gateway names, hangup causes
+_DIAL_TARGET = re.compile(r"^\+?[0-9]{2,15}$")
+
+
+class CallControlError(Exception):
+    """FreeSWITCH could not do what was asked (the message carries its reply, never a secret)."""
+
+
+class EslCallControl:
+    """Implements ``controller.appkeys.CallControl``."""
+
+    def __init__(self, settings: Settings, store: Store, *, timeout: float = 10.0,
+                 originate_timeout_s: int = 60) -> None:
+        self.settings = settings
+        self.store = store
+        self.timeout = timeout
+        self.originate_timeout_s = originate_timeout_s
+
+    def _connect(self) -> InboundClient:
+        s = self.settings
+        return InboundClient.connect(s.esl_host, s.esl_port, s.esl_password, timeout=self.timeout)
+
+    def hangup(self, call_uuids: Sequence[str], cause: str = "NORMAL_CLEARING") -> list[str]:
+        uuids = [u for u in call_uuids if _UUID.match(u)]
+        if not uuids:
+            return []
+        if not _TOKEN.match(cause):
+            raise ValueError(f"bad hangup cause {cause!r}")
+        done: list[str] = []
+        with self._connect() as esl:
+            for call_uuid in uuids:
+                reply = esl.api(f"uuid_kill {call_uuid} {cause}", timeout=self.timeout)
+                if reply.startswith("+OK"):
+                    done.append(call_uuid)
+                else:
+                    log.info("uuid_kill %s: %s", call_uuid, reply.strip())
+        return done
+
+    def dial_string(self, session_id: str, leg_id: str, call_uuid: str, role: str, to: str,
+                    gateway: str) -> str:
+        for name, value in (("session_id", session_id), ("leg_id", leg_id), ("role", role),
+                            ("gateway", gateway)):
+            if not _TOKEN.match(value):
+                raise ValueError(f"{name} has characters a dial string cannot carry")
+        if not _UUID.match(call_uuid):
+            raise ValueError("call uuid has characters a dial string cannot carry")
+        if not _DIAL_TARGET.match(to):
+            raise ValueError("to must be an E.164 number")
+        variables = ",".join([
+            f"origination_uuid={call_uuid}",
+            f"kallglot_session_id={session_id}",
+            f"kallglot_leg_id={leg_id}",
+            f"kallglot_role={role}",
+            f"originate_timeout={int(self.originate_timeout_s)}",
+        ])
+        return (f"{{{variables}}}sofia/gateway/{gateway}/{to} "
+                f"&socket({self.settings.controller_address} async full)")
+
+    def originate(self, session_id: str, leg_id: str, role: str, to: str, gateway: str) -> str:
+        row = self.store.query_one("SELECT call_uuid FROM call_legs WHERE id = ?", (leg_id,))
+        if row is None:
+            raise CallControlError(f"no call leg {leg_id}")
+        call_uuid = str(row["call_uuid"])
+        command = "originate " + self.dial_string(session_id, leg_id, call_uuid, role, to, gateway)
+        started: queue.Queue[tuple[bool, str]] = queue.Queue()
+        worker = threading.Thread(target=self._originate_worker, args=(command, call_uuid, started),
+                                  name=f"originate-{leg_id}", daemon=True)
+        worker.start()
+        try:
+            ok, detail = started.get(timeout=self.timeout * 3)
+        except queue.Empty:
+            raise CallControlError("FreeSWITCH did not accept the originate in time") from None
+        if not ok:
+            raise CallControlError(detail)
+        return call_uuid
+
+    def _originate_worker(self, command: str, call_uuid: str, started: queue.Queue[tuple[bool, str]]) -> None:
+        """Own thread, own ESL connection: send ``bgapi originate`` and wait for its result."""
+        import gevent.event  # this thread's hub; kept out of module import for the API process
+
+        try:
+            esl = self._connect()
+        except EslError as exc:
+            started.put((False, f"ESL: {exc}"))
+            return
+        results: dict[str, str] = {}
+        arrived = gevent.event.Event()
+
+        def on_job(event: Any) -> None:  # registered before bgapi: a fast failure may race it
+            results[event.get("Job-UUID")] = event.body_text()
+            arrived.set()
+
+        result: str | None = None
+        try:
+            esl.on("BACKGROUND_JOB", on_job)
+            try:
+                esl.subscribe("BACKGROUND_JOB", timeout=self.timeout)
+                job = esl.bgapi(command, timeout=self.timeout)
+            except EslError as exc:
+                started.put((False, f"originate refused: {exc}"))
+                return
+            started.put((True, job))
+            deadline = self.originate_timeout_s + 15.0
+            while job not in results and not esl.closed and deadline > 0:
+                arrived.clear()
+                arrived.wait(1.0)
+                deadline -= 1.0
+            result = results.get(job)
+        finally:
+            esl.close()
+        if result is None:
+            # Unknown outcome: leave the leg to the controller's reconciliation, which ends it
+            # once FreeSWITCH no longer lists the channel.
+            log.warning(json.dumps({"event": "originate_result_unknown", "call_uuid": call_uuid},
+                                   separators=(",", ":")))
+            return
+        if result.startswith("+OK"):
+            return
+        words = result.removeprefix("-ERR").split()
+        cause = words[0] if words and _TOKEN.match(words[0]) else "ORIGINATE_FAILED"
+        ended = end_leg(self.store, call_uuid, hangup_cause=cause)
+        log.info(json.dumps({"event": "originate_failed", "call_uuid": call_uuid, "cause": cause,
+                             "leg_released": ended is not None}, separators=(",", ":")))

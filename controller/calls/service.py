@@ -1,0 +1,161 @@
+"""``kallglot controller``: the outbound ESL server for calls plus one inbound ESL connection.
+
+gevent's monkey patches are installed by ``controller.cli`` before this module is imported.
+The inbound connection reconciles the store with FreeSWITCH on start, on every reconnect
+(backoff 0.5 s → 10 s) and periodically: legs the store thinks live but FreeSWITCH no longer
+has are ended, so a crash (even ``kill -9``) of the controller never leaks call slots.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import gevent
+import gevent.event
+
+from controller.calls.call_handler import CallConfig, handle_call
+from controller.calls.legs import live_uuids_from_show_calls, reconcile
+from controller.esl.connection import EslError
+from controller.esl.inbound import InboundClient
+from controller.esl.outbound import OutboundCall, OutboundServer
+from controller.settings import Settings, SettingsError
+from controller.store import Store, open_store
+
+log = logging.getLogger("kallglot.calls.service")
+
+BACKOFF_START_S = 0.5
+BACKOFF_MAX_S = 10.0
+
+
+@dataclass(frozen=True)
+class ReconcileConfig:
+    interval_s: float = 30.0  # periodic reconciliation while connected
+    grace_s: float = 2.0  # `show calls` lags new channels by ~200 ms; never touch younger legs
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ReconcileConfig:
+        env = os.environ if env is None else env
+        values: dict[str, float] = {}
+        for key, name in (("interval_s", "KALLGLOT_RECONCILE_INTERVAL_S"),
+                          ("grace_s", "KALLGLOT_RECONCILE_GRACE_S")):
+            raw = env.get(name)
+            if raw:
+                try:
+                    values[key] = float(raw)
+                except ValueError:
+                    raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+                if values[key] <= 0:
+                    raise SettingsError(f"{name} must be positive, got {raw!r}")
+        return cls(**values)
+
+
+def next_backoff(current: float) -> float:
+    return min(current * 2, BACKOFF_MAX_S)
+
+
+class ControllerService:
+    def __init__(self, settings: Settings, store: Store, config: CallConfig,
+                 reconcile_config: ReconcileConfig) -> None:
+        self.settings = settings
+        self.store = store
+        self.config = config
+        self.reconcile_config = reconcile_config
+        self.server = OutboundServer(settings.controller_host, settings.controller_port, self._on_call)
+        self._stopping = gevent.event.Event()
+        self._inbound: InboundClient | None = None
+        self._inbound_greenlet: gevent.Greenlet | None = None
+        self.reconciled = 0  # reconciliation passes completed (for logs and tests)
+
+    def _on_call(self, call: OutboundCall) -> None:
+        handle_call(call, self.store, self.config)
+
+    def start(self) -> tuple[str, int]:
+        self.server.start()
+        self._inbound_greenlet = gevent.spawn(self._inbound_loop)
+        return self.server.address
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.server.stop()
+        if self._inbound is not None:
+            self._inbound.close()
+        if self._inbound_greenlet is not None:
+            self._inbound_greenlet.join(timeout=5)
+
+    def wait(self) -> None:
+        self._stopping.wait()
+
+    # -- inbound connection: reconciliation ----------------------------------------------------
+    def _inbound_loop(self) -> None:
+        s = self.settings
+        backoff = BACKOFF_START_S
+        while not self._stopping.is_set():
+            try:
+                client = InboundClient.connect(s.esl_host, s.esl_port, s.esl_password, timeout=5.0)
+            except EslError as exc:
+                log.warning(json.dumps({"event": "esl_connect_failed", "error": str(exc),
+                                        "retry_in_s": backoff}, separators=(",", ":")))
+                if self._stopping.wait(backoff):
+                    return
+                backoff = next_backoff(backoff)
+                continue
+            backoff = BACKOFF_START_S
+            self._inbound = client
+            log.info(json.dumps({"event": "esl_connected", "host": s.esl_host, "port": s.esl_port},
+                                separators=(",", ":")))
+            try:
+                while not self._stopping.is_set() and not client.closed:
+                    self.reconcile_once(client)
+                    client.wait_closed(self.reconcile_config.interval_s)
+            except EslError as exc:
+                log.warning(json.dumps({"event": "esl_lost", "error": str(exc)}, separators=(",", ":")))
+            finally:
+                self._inbound = None
+                client.close()
+
+    def reconcile_once(self, client: InboundClient) -> int:
+        reply = client.api("show calls as json", timeout=10.0)
+        try:
+            live = live_uuids_from_show_calls(reply)
+        except ValueError as exc:
+            log.warning(json.dumps({"event": "reconcile_skipped", "error": str(exc)}, separators=(",", ":")))
+            return 0
+        ended = reconcile(self.store, live, now=time.time(), grace_s=self.reconcile_config.grace_s)
+        self.reconciled += 1
+        log.info(json.dumps({"event": "reconciled", "live_channels": len(live), "legs_ended": len(ended)},
+                            separators=(",", ":")))
+        return len(ended)
+
+
+def cli_run(args: argparse.Namespace, settings: Settings) -> int:
+    logging.basicConfig(level=getattr(logging, settings.log_level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
+    try:
+        config = CallConfig.from_settings(settings)
+        reconcile_config = ReconcileConfig.from_env()
+    except SettingsError as exc:
+        print(json.dumps({"error": str(exc)}), file=sys.stderr)
+        return 2
+    store = open_store(settings.db_path)
+    service = ControllerService(settings, store, config, reconcile_config)
+    try:
+        host, port = service.start()
+    except OSError as exc:
+        print(json.dumps({"error": f"cannot listen on {settings.controller_host}:"
+                                   f"{settings.controller_port}: {exc.strerror or exc}"}), file=sys.stderr)
+        return 1
+    # One JSON line on stdout once the socket listens (port 0 picks a free one).
+    print(json.dumps({"event": "listening", "host": host, "port": port}), flush=True)
+    gevent.signal_handler(signal.SIGTERM, service.stop)
+    gevent.signal_handler(signal.SIGINT, service.stop)
+    service.wait()
+    store.close()
+    return 0
