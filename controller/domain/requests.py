@@ -59,7 +59,11 @@ def check_ip_or_cidr(value: str) -> str:
         else:
             ipaddress.ip_address(value)
     except ValueError:
-        raise ValueError(f"{value!r} is not an IPv4/IPv6 address or CIDR network (host bits zero)") from None
+        try:
+            network = ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IPv4/IPv6 address or CIDR network") from None
+        raise ValueError(f"{value!r} has host bits set; did you mean {network}?") from None
     return value
 
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import requests
 
 from controller.store import open_store
 
@@ -64,3 +68,47 @@ def test_bad_org_id_is_a_json_error(tmp_path: Path) -> None:
         assert res.returncode == 1
         assert res.stdout == ""
         assert json.loads(res.stderr)["error"]["code"] == "resource_missing"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_kallglot_api_serves_the_v1_api(tmp_path: Path) -> None:
+    db = tmp_path / "k.db"
+    org = json.loads(run(db, "org", "create", "Acme").stdout)
+    key = json.loads(run(db, "key", "create", "--org", org["id"]).stdout)["key"]
+    port = _free_port()
+    env = {
+        **os.environ,
+        "KALLGLOT_DB": str(db),
+        "KALLGLOT_SIP_DOMAIN": "sip.cli.example",
+        "KALLGLOT_API_PORT": str(port),
+    }
+    proc = subprocess.Popen(
+        [str(KALLGLOT), "api"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        auth = {"Authorization": f"Bearer {key}"}
+        assert (
+            requests.patch(f"{base}/v1/sip", json={"enabled": True}, headers=auth, timeout=10).status_code
+            == 200
+        )
+        created = requests.post(
+            f"{base}/v1/sessions", json={"routing": {"type": "sip"}}, headers=auth, timeout=10
+        )
+        assert created.status_code == 201, created.text
+        assert created.json()["sip"]["uri"] == f"sip:{created.json()['id']}@sip.cli.example"
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    assert key not in out  # the key never reaches the logs
