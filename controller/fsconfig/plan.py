@@ -111,7 +111,8 @@ def plan_reload(old: ConfigSnapshot, new: ConfigSnapshot) -> ReloadPlan:
     sofia = f"sofia profile {profile}"
     if not old.parsed:
         # First render, or a tree we cannot read: reload everything and (re)start the profile.
-        verb = "restart" if old.present and old.profile == profile else "start"
+        # A tree we cannot read was still live, so the profile most likely runs: restart it.
+        verb = "restart" if old.present else "start"
         return ReloadPlan(changed, ("reloadxml", "reloadacl", f"{sofia} {verb}"), True)
 
     commands: list[str] = []

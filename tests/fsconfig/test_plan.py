@@ -1,0 +1,110 @@
+"""Diff → ESL commands: a pure function of the old and the new rendered trees."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from controller.fsconfig.model import Gateway, ManagedNumber, OrgSip
+from controller.fsconfig.plan import plan_reload, snapshot
+from controller.fsconfig.render import RenderedFile, render_files
+from controller.fsconfig.source import build_config_input
+from tests.fsconfig.helpers import make_settings
+
+SETTINGS = make_settings(Path("/nonexistent"))
+ORG = OrgSip("org_A1", "alice", "0" * 32, (), ("tls", "tcp", "udp"), ("OPUS", "PCMU"))
+GW = Gateway("pcon_G1", "trunk.example.net", "acme", "pw-1", False)
+GW2 = Gateway("pcon_G2", "trunk2.example.net", "acme2", "pw-2", True)
+NUM = ManagedNumber("pn_N1", "+4930123456")
+
+
+def files(
+    orgs: tuple[OrgSip, ...] = (ORG,),
+    gateways: tuple[Gateway, ...] = (GW,),
+    cidrs: tuple[str, ...] = ("192.0.2.0/24",),
+    numbers: tuple[ManagedNumber, ...] = (NUM,),
+    **settings: object,
+) -> dict[str, RenderedFile]:
+    s = replace(SETTINGS, **settings) if settings else SETTINGS  # type: ignore[arg-type]
+    return render_files(build_config_input(s, list(orgs), list(gateways), list(cidrs), list(numbers)))
+
+
+def commands(old: dict[str, RenderedFile], new: dict[str, RenderedFile]) -> tuple[str, ...]:
+    return plan_reload(snapshot(old), snapshot(new)).commands
+
+
+def test_no_change_sends_nothing() -> None:
+    plan = plan_reload(snapshot(files()), snapshot(files()))
+    assert plan.files_changed == () and plan.commands == () and not plan.restart
+
+
+def test_first_render_starts_the_profile() -> None:
+    plan = plan_reload(snapshot({}), snapshot(files()))
+    assert plan.commands == ("reloadxml", "reloadacl", "sofia profile kallglot start") and plan.restart
+
+
+def test_directory_change_is_reloadxml_only() -> None:
+    new = files(orgs=(replace(ORG, a1_hash="1" * 32),))
+    plan = plan_reload(snapshot(files()), snapshot(new))
+    assert plan.commands == ("reloadxml",)
+    assert plan.files_changed == ("directory.xml",)
+
+
+def test_dialplan_change_is_reloadxml_only() -> None:
+    assert commands(files(), files(numbers=())) == ("reloadxml",)
+
+
+def test_acl_change_is_reloadxml_then_reloadacl() -> None:
+    new = files(orgs=(replace(ORG, ip_allowlist=("10.0.0.0/8",)),))
+    assert commands(files(), new) == ("reloadxml", "reloadacl")
+    assert commands(files(), files(cidrs=("192.0.2.0/24", "198.51.100.0/24"))) == ("reloadxml", "reloadacl")
+
+
+def test_gateway_added_changed_removed() -> None:
+    assert commands(files(), files(gateways=(GW, GW2))) == ("sofia profile kallglot rescan",)
+    assert commands(files(gateways=(GW, GW2)), files()) == ("sofia profile kallglot killgw pcon_G2",)
+    changed = files(gateways=(replace(GW, proxy="other.example.net"),))
+    assert commands(files(), changed) == (
+        "sofia profile kallglot killgw pcon_G1", "sofia profile kallglot rescan",
+    )
+
+
+def test_gateway_password_change_is_detected_without_the_password_in_the_plan() -> None:
+    new = files(gateways=(replace(GW, password="pw-CHANGED"),))
+    plan = plan_reload(snapshot(files()), snapshot(new))
+    assert plan.commands == ("sofia profile kallglot killgw pcon_G1", "sofia profile kallglot rescan")
+    assert plan.files_changed == ("secrets/gateway_passwords.xml",)
+    assert "pw-CHANGED" not in repr(plan) and "pw-CHANGED" not in repr(snapshot(new))
+
+
+def test_codec_change_is_rescan() -> None:
+    new = files(orgs=(replace(ORG, allowed_codecs=("PCMA",)),))
+    assert commands(files(), new) == ("sofia profile kallglot rescan",)
+
+
+def test_transport_or_tls_change_restarts() -> None:
+    tls_only = files(orgs=(replace(ORG, allowed_transports=("tls",)),), gateways=(), cidrs=())
+    both = files(gateways=(), cidrs=())
+    plan = plan_reload(snapshot(both), snapshot(tls_only))
+    assert plan.commands == ("sofia profile kallglot restart",) and plan.restart
+    cert = files(tls_cert_dir="/etc/other-tls")
+    plan = plan_reload(snapshot(files()), snapshot(cert))
+    assert plan.commands == ("sofia profile kallglot restart",)
+
+
+def test_restart_replaces_killgw_and_rescan_but_keeps_xml_and_acl_first() -> None:
+    tls_only = files(orgs=(replace(ORG, allowed_transports=("tls",), ip_allowlist=("10.0.0.0/8",)),),
+                     gateways=(), cidrs=(), numbers=())
+    assert commands(files(), tls_only) == ("reloadxml", "reloadacl", "sofia profile kallglot restart")
+
+
+def test_unreadable_old_tree_reloads_everything() -> None:
+    old = files()
+    old["directory.xml"] = RenderedFile("<include><broken", False)
+    assert commands(old, files()) == ("reloadxml", "reloadacl", "sofia profile kallglot restart")
+
+
+def test_profile_rename_stops_the_old_one() -> None:
+    assert commands(files(), files(sip_profile="edge")) == (
+        "sofia profile kallglot stop", "sofia profile edge start",
+    )

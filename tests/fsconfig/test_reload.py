@@ -1,0 +1,231 @@
+"""Render + reload against an ESL double (real socket, real framing) through controller/esl's
+inbound client: atomic swap, rollback on -ERR or no FreeSWITCH, restart wait, no secrets."""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from controller.fsconfig.model import ConfigInputError
+from controller.fsconfig.service import FsConfigService, ReloadError
+from controller.fsconfig.tree import APPLIED_MARKER, GENERATION_PREFIX, read_files
+from controller.settings import Settings
+from controller.store import Store
+from tests.fsconfig.esl_double import RELOAD_LOG, RESTART_REFUSED, EslDouble, captured_replies
+from tests.fsconfig.helpers import add_connection, add_org, update_connection, update_sip
+
+T = TypeVar("T")
+GW_PASSWORD = "gw-pass-\"<&>-Zq9"
+PROVIDER_TOKEN = "tok-secret-XYZ"
+SIP_PASSWORD = "sip-pass-123"
+
+
+def in_thread(fn: Callable[[], T]) -> T:
+    # The gevent-based ESL client gets its own hub in a worker thread, as in the API process.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(fn).result(timeout=60)
+
+
+class Sleeps:
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)
+
+
+def service(store: Store, settings: Settings, fs: EslDouble | None, sleep: Sleeps | None = None,
+            password: str = "ClueCon") -> FsConfigService:
+    port = fs.port if fs else _closed_port()
+    s = replace(settings, esl_host="127.0.0.1", esl_port=port, esl_password=password)
+    return FsConfigService(store, s, sleep=sleep or Sleeps())
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def generations(conf_dir: Path) -> list[str]:
+    return sorted(p.name for p in conf_dir.iterdir() if p.name.startswith(GENERATION_PREFIX))
+
+
+def live_files(conf_dir: Path) -> dict[str, str]:
+    return {k: v.text for k, v in read_files((conf_dir / "rendered").resolve()).items()}
+
+
+def test_first_reload_starts_profile_and_writes_tree(
+    store: Store, settings: Settings, conf_dir: Path
+) -> None:
+    org = add_org(store)
+    add_connection(store, org, sip={"host": "trunk.example.net", "username": "u", "password": GW_PASSWORD})
+    with EslDouble() as fs:
+        outcome = in_thread(service(store, settings, fs).reload)
+    assert fs.commands == ["reloadxml", "reloadacl", "sofia profile kallglot start"]
+    assert [c.command for c in outcome.commands] == fs.commands
+    assert outcome.restarted and "directory.xml" in outcome.files_changed
+    link = conf_dir / "rendered"
+    assert link.is_symlink() and (conf_dir / os.readlink(link)).is_dir()
+    secrets_dir = link / "secrets"
+    assert stat.S_IMODE(secrets_dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE((secrets_dir / "gateway_passwords.xml").stat().st_mode) == 0o600
+    assert (conf_dir / APPLIED_MARKER).read_text().strip() == os.readlink(link)
+
+
+def test_only_needed_commands_then_nothing(store: Store, settings: Settings) -> None:
+    org = add_org(store)
+    with EslDouble() as fs:
+        svc = service(store, settings, fs)
+        in_thread(svc.reload)
+        update_sip(store, org, a1_hash="f" * 32)
+        outcome = in_thread(svc.reload)
+        assert [c.command for c in outcome.commands] == ["reloadxml"]
+        assert outcome.commands[0].reply == "+OK [Success]"
+        assert outcome.files_changed == ["directory.xml"] and not outcome.restarted
+        connections = fs.connections
+        again = in_thread(svc.reload)
+        assert again.files_changed == [] and again.commands == [] and fs.connections == connections
+
+
+def test_restart_refused_in_first_seconds_is_waited_out(store: Store, settings: Settings) -> None:
+    org = add_org(store)
+    replies = captured_replies()["sofia profile kallglot restart"] if RELOAD_LOG.exists() else [
+        RESTART_REFUSED, "Reload XML [Success]\nrestarting: kallglot"]
+    sleeps = Sleeps()
+    with EslDouble(script={"sofia profile kallglot restart": list(replies)}) as fs:
+        svc = service(store, settings, fs, sleeps)
+        in_thread(svc.reload)
+        update_sip(store, org, allowed_transports=["tls"])
+        outcome = in_thread(svc.reload)
+    assert fs.commands[-2:] == ["sofia profile kallglot restart"] * 2
+    assert outcome.restarted and outcome.restart_waits == [8.0] and sleeps.calls == [9.0]
+    assert outcome.commands[-1].reply.endswith("restarting: kallglot")
+
+
+def test_restart_refused_too_often_fails_and_rolls_back(
+    store: Store, settings: Settings, conf_dir: Path
+) -> None:
+    org = add_org(store)
+    with EslDouble(script={"sofia profile kallglot restart": RESTART_REFUSED}) as fs:
+        svc = service(store, settings, fs)
+        in_thread(svc.reload)
+        before = live_files(conf_dir)
+        update_sip(store, org, allowed_transports=["tls"])
+        with pytest.raises(ReloadError) as err:
+            in_thread(svc.reload)
+    assert "must be up for at least 10 seconds" in (err.value.reply or "")
+    assert live_files(conf_dir) == before
+
+
+def test_err_reply_rolls_back_tree_and_replays_reloadxml(
+    store: Store, settings: Settings, conf_dir: Path
+) -> None:
+    org = add_org(store)
+    with EslDouble(script={"reloadacl": "-ERR acl reload failed\n"}) as fs:
+        svc = service(store, settings, fs)
+        with pytest.raises(ReloadError):
+            in_thread(svc.reload)  # first render fails at reloadacl: no live tree at all afterwards
+        assert not (conf_dir / "rendered").exists() and generations(conf_dir) == []
+        fs.script.clear()
+        in_thread(svc.reload)
+        before, gens = live_files(conf_dir), generations(conf_dir)
+        fs.script["reloadacl"] = "-ERR acl reload failed\n"
+        fs.commands.clear()
+        update_sip(store, org, ip_allowlist=["10.0.0.0/8"])
+        with pytest.raises(ReloadError) as err:
+            in_thread(svc.reload)
+    assert err.value.command == "reloadacl" and err.value.reply == "-ERR acl reload failed\n"
+    assert "-ERR acl reload failed" in str(err.value)
+    # FreeSWITCH is told to re-read the restored files; the tree is the previous one, byte for byte.
+    assert fs.commands == ["reloadxml", "reloadacl", "reloadxml"]
+    assert [r.command for r in err.value.restore] == ["reloadxml"]
+    assert live_files(conf_dir) == before and generations(conf_dir) == gens
+
+
+def test_unreachable_freeswitch_rolls_back(
+    store: Store, settings: Settings, conf_dir: Path
+) -> None:
+    org = add_org(store)
+    with EslDouble() as fs:
+        in_thread(service(store, settings, fs).reload)
+    before = live_files(conf_dir)
+    update_sip(store, org, a1_hash="e" * 32)
+    with pytest.raises(ReloadError) as err:
+        in_thread(service(store, settings, None).reload)
+    assert err.value.reply is None and err.value.command == "reloadxml"
+    assert live_files(conf_dir) == before
+
+
+def test_wrong_esl_password_is_an_error_without_the_password(store: Store, settings: Settings) -> None:
+    add_org(store)
+    with EslDouble(password="right-one") as fs, pytest.raises(ReloadError) as err:
+        in_thread(service(store, settings, fs, password="wrong-Pw-777").reload)
+    assert "wrong-Pw-777" not in str(err.value) and "right-one" not in str(err.value)
+
+
+def test_no_secret_in_main_tree_or_logs(store: Store, settings: Settings, conf_dir: Path,
+                                        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    org = add_org(store, password=SIP_PASSWORD)
+    sip = {"host": "trunk.example.net", "username": "u", "password": GW_PASSWORD}
+    conn = add_connection(store, org, sip=sip, credentials={"api_key": PROVIDER_TOKEN}, provider="telnyx",
+                          inbound=["192.0.2.1"])
+    with EslDouble() as fs:
+        svc = service(store, settings, fs)
+        outcome = in_thread(svc.reload)
+        update_connection(store, conn, sip=sip | {"password": GW_PASSWORD + "2"})
+        outcome2 = in_thread(svc.reload)
+    assert [c.command for c in outcome2.commands] == [
+        f"sofia profile kallglot killgw {conn}", "sofia profile kallglot rescan",
+    ]
+    main = {k: v for k, v in live_files(conf_dir).items() if not k.startswith("secrets/")}
+    secrets_text = live_files(conf_dir)["secrets/gateway_passwords.xml"]
+    for secret in (SIP_PASSWORD, GW_PASSWORD, PROVIDER_TOKEN, "gw-pass-"):
+        assert all(secret not in text for text in main.values()), secret
+        assert secret not in caplog.text and secret not in repr(outcome.as_dict()) + repr(outcome2.as_dict())
+    assert PROVIDER_TOKEN not in secrets_text and "gw-pass-" not in secrets_text  # encoded, not plain
+    for path in conf_dir.rglob("*"):
+        if path.is_file() and "secrets" not in path.parts:
+            assert GW_PASSWORD.encode() not in path.read_bytes()
+
+
+def test_bad_settings_leave_the_live_tree_untouched(
+    store: Store, settings: Settings, conf_dir: Path
+) -> None:
+    org = add_org(store)
+    svc = FsConfigService(store, settings)
+    summary = svc.render_live()
+    assert summary["applied"] is True and summary["users"] == 1
+    before, gens = live_files(conf_dir), generations(conf_dir)
+    update_sip(store, org, ip_allowlist=["10.0.0.0/8", "10.0.0.1\nevil"])
+    with pytest.raises(ConfigInputError) as err:
+        svc.render_live()
+    assert err.value.field.endswith("ip_allowlist[1]")
+    with pytest.raises(ConfigInputError):
+        svc.reload()
+    assert live_files(conf_dir) == before and generations(conf_dir) == gens
+
+
+def test_render_only_does_not_count_as_applied(
+    store: Store, settings: Settings, conf_dir: Path
+) -> None:
+    org = add_org(store)
+    svc = FsConfigService(store, settings)
+    svc.render_live()  # bootstrap: FreeSWITCH starts from this tree
+    update_sip(store, org, a1_hash="d" * 32)
+    assert svc.render_live()["applied"] is False
+    with EslDouble() as fs:
+        outcome = in_thread(service(store, settings, fs).reload)
+    # Diffed against what FreeSWITCH last applied, not against the render-only tree.
+    assert [c.command for c in outcome.commands] == ["reloadxml"]
