@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,9 +24,12 @@ from controller.fsconfig.validate import RenderValidationError
 
 log = logging.getLogger(__name__)
 
-SERVICE_KEY: web.AppKey[FsConfigService] = web.AppKey("fsconfig_service", FsConfigService)
+# Built on first use (the store and settings keys may be set after install); a mutable holder
+# because a started application's state must not be reassigned.
+SERVICE_KEY: web.AppKey[list[FsConfigService]] = web.AppKey("fsconfig_service", list)
 DEBOUNCER_KEY: web.AppKey[Debouncer] = web.AppKey("fsconfig_debouncer", Debouncer)
 RELOAD_DELAY_KEY: web.AppKey[float] = web.AppKey("fsconfig_reload_delay", float)
+_SERVICE_LOCK = threading.Lock()
 
 
 def _request_id(request: web.Request) -> str:
@@ -44,11 +48,11 @@ def _error(request: web.Request, status: int, code: str, message: str, *, kind: 
 
 
 def service(app: web.Application) -> FsConfigService:
-    svc = app.get(SERVICE_KEY)
-    if svc is None:
-        svc = FsConfigService(app[STORE_KEY], app[SETTINGS_KEY])
-        app[SERVICE_KEY] = svc
-    return svc
+    holder = app[SERVICE_KEY]
+    with _SERVICE_LOCK:  # the request handler and the debouncer thread may both get here first
+        if not holder:
+            holder.append(FsConfigService(app[STORE_KEY], app[SETTINGS_KEY]))
+    return holder[0]
 
 
 async def reload_handler(request: web.Request) -> web.Response:
@@ -90,6 +94,7 @@ def _listener_ctx(app: web.Application) -> Any:
 def install(app: web.Application) -> None:
     """Add POST /admin/reload and register the debounced settings listener."""
     app.router.add_post("/admin/reload", reload_handler)
+    app[SERVICE_KEY] = []
 
     def run_reload() -> None:
         try:
