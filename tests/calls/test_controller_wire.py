@@ -173,3 +173,34 @@ def test_kill_9_then_restart_reconciles_the_leaked_slots(db: tuple[Path, Store],
         assert "api show calls as json" in esl.requests
     finally:
         restarted.stop()
+
+
+def test_50_simultaneous_calls_against_cap_5(db: tuple[Path, Store], esl: ScriptedInboundEsl) -> None:
+    path, store = db
+    org = make_org(store, cap=5)
+    sessions = [make_session(store, org) for _ in range(50)]
+    ctl = ControllerProcess(path, esl.port)
+    try:
+        calls = [WireCall(ctl.address, _vars(store, org, s)) for s in sessions]
+
+        def settled(c: WireCall) -> bool:
+            lines = c.command_lines()
+            return any(x.startswith(("sendmsg respond", "api uuid_audio_stream")) for x in lines)
+
+        wait_until(lambda: all(settled(c) for c in calls), "every call answered or rejected", timeout=60)
+        answered = [c for c in calls if any(x.startswith("api uuid_audio_stream") for x in c.command_lines())]
+        rejected = [c for c in calls if "sendmsg respond 503" in c.command_lines()]
+        assert len(answered) == 5 and len(rejected) == 45
+        for c in rejected:
+            c.wait_closed()
+            assert "sendmsg set sip_rh_X-Call-Limit=5" in c.command_lines()
+        assert live_leg_count(store) == 5
+        for c in answered:
+            c.hangup()
+        for c in answered:
+            c.wait_closed()
+        wait_until(lambda: live_leg_count(store) == 0, "all legs ended")
+        outcomes = [(a["outcome"], a["sip_code"]) for a in ctl.json_logs("call_admission")]
+        assert sorted(outcomes) == sorted([("admitted", 200)] * 5 + [("rejected", 503)] * 45)
+    finally:
+        assert ctl.stop() == 0
