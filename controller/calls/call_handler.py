@@ -136,6 +136,7 @@ class CallSession:
         self.hangup_cause: str | None = None
         self.stream_attempts = 0
         self._retry_at: float | None = None
+        self._cause_from_notice = False
 
     # -- entry point -----------------------------------------------------------------------------
     def run(self) -> None:
@@ -149,7 +150,12 @@ class CallSession:
         self.sock.myevents()
         self.sock.subscribe_audio_stream()
         self.sock.linger()
-        self.admission = admit(self.store, self.channel)
+        try:
+            self.admission = admit(self.store, self.channel)
+        except Exception:
+            # The store is unusable (e.g. locked past its busy timeout): a temporary failure.
+            log.exception("call %s: admission failed", self.channel.call_uuid)
+            self.admission = Rejected(self.channel.call_uuid, 503, "admission error")
         if isinstance(self.admission, Rejected):
             self._reject(self.admission)
             return
@@ -289,8 +295,11 @@ class CallSession:
             self.hangup_cause = event.get("Hangup-Cause") or "NORMAL_CLEARING"
             return True
         if event.get("Content-Type") == DISCONNECT_NOTICE:
-            # The linger notice follows the hangup; without a CHANNEL_HANGUP first, the call is gone.
-            self.hangup_cause = self.hangup_cause or "NORMAL_CLEARING"
+            # The linger notice follows the hangup; without a CHANNEL_HANGUP first, the call is
+            # gone and its cause may still be on the way (_finish waits briefly for it).
+            if self.hangup_cause is None:
+                self.hangup_cause = "NORMAL_CLEARING"
+                self._cause_from_notice = True
             return True
         return False
 
@@ -319,6 +328,11 @@ class CallSession:
     def _finish(self, admitted: Admitted) -> None:
         if self.playback is not None:
             self.playback.stop()
+        if self._cause_from_notice:
+            self._cause_from_notice = False
+            cause = self.hangup_cause
+            self._wait_for(lambda ev: ev.key == "CHANNEL_HANGUP" and self._is_my_hangup(ev), 0.5)
+            self.hangup_cause = self.hangup_cause or cause
         if self.hangup_cause is None:
             # We are giving up on a live call (answer timed out): hang it up rather than leak it.
             self.hangup_cause = "NORMAL_TEMPORARY_FAILURE"
