@@ -15,7 +15,7 @@ M = TypeVar("M", bound=BaseModel)
 
 async def parse_body(request: web.Request, model: type[M], *, empty_ok: bool = False) -> M:
     raw = await request.read()
-    if not raw.strip():
+    if not raw:  # no body at all; whitespace alone is malformed JSON
         if not empty_ok:
             raise DomainError(400, "invalid_json", "The request body must be a JSON object")
         data: object = {}

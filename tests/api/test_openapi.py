@@ -9,7 +9,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from openapi_spec_validator import validate
-from schemathesis.checks import not_a_server_error
+from schemathesis.checks import negative_data_rejection, not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
 from controller.store import Store
@@ -53,7 +53,10 @@ def test_document_is_valid_openapi(api: ApiServer) -> None:
     assert doc["components"]["schemas"]["SessionCreate"]["additionalProperties"] is False
 
 
-def test_fuzz_every_operation(seeded: tuple[ApiServer, dict[str, str]]) -> None:
+@pytest.mark.parametrize("mode", [schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE])
+def test_fuzz_every_operation(
+    seeded: tuple[ApiServer, dict[str, str]], mode: schemathesis.GenerationMode
+) -> None:
     api, auth = seeded
     doc = api.call("GET", "/v1/openapi.json").json()
     schema = schemathesis.openapi.from_dict(doc)
@@ -68,9 +71,12 @@ def test_fuzz_every_operation(seeded: tuple[ApiServer, dict[str, str]]) -> None:
             database=None,
             suppress_health_check=list(HealthCheck),
         )
-        @given(case=operation.as_strategy())
+        @given(case=operation.as_strategy(generation_mode=mode))
         def fuzz(case: schemathesis.Case) -> None:
             response = case.call(base_url=api.base, headers=auth)
             case.validate_response(response, checks=checks)
+            if mode is schemathesis.GenerationMode.NEGATIVE:
+                # Data outside the schema must be refused (4xx), never accepted.
+                case.validate_response(response, checks=[negative_data_rejection])
 
         fuzz()
