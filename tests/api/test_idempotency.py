@@ -132,3 +132,26 @@ def test_bad_key_is_rejected(api: ApiServer) -> None:
     org = api.org()
     resp = api.call("POST", "/v1/sessions", org, body={}, headers={"Idempotency-Key": "x" * 300})
     assert resp.status_code == 400 and resp.json()["error"]["param"] == "Idempotency-Key"
+
+
+def test_server_error_is_not_stored_so_a_retry_runs_again(api: ApiServer, monkeypatch) -> None:
+    from controller.domain import sessions as sessions_domain
+
+    org = api.org()
+    _default_connection(api, org)
+    real = sessions_domain.create_session
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(sessions_domain, "create_session", broken)
+    h = {"Idempotency-Key": "retry-me"}
+    failed = api.call("POST", "/v1/sessions", org, body={}, headers=h)
+    assert failed.status_code == 500
+    err = failed.json()["error"]
+    assert (err["type"], err["code"]) == ("api_error", "internal_error")
+    assert "disk on fire" not in failed.text  # internals never leak into responses
+    monkeypatch.setattr(sessions_domain, "create_session", real)
+    retried = api.call("POST", "/v1/sessions", org, body={}, headers=h)
+    assert retried.status_code == 201
+    assert "Idempotent-Replayed" not in retried.headers
