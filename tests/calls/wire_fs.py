@@ -265,6 +265,8 @@ class ScriptedInboundEsl:
         self.password = password
         self.live_uuids: set[str] = set()
         self.requests: list[str] = []
+        # bgapi command -> BACKGROUND_JOB body (what FreeSWITCH's job printed)
+        self.job_result: Callable[[str], str] = lambda cmd: "+OK " + str(uuidlib.uuid4()) + "\n"
         self.on_request: Callable[[str], None] | None = None
         self.server = socket.create_server(("127.0.0.1", 0))
         self.port = self.server.getsockname()[1]
@@ -291,6 +293,7 @@ class ScriptedInboundEsl:
 
     def _serve(self, conn: socket.socket) -> None:
         reader = _Reader(conn)
+        subscribed = False
         try:
             conn.sendall(b"Content-Type: auth/request\n\n")
             while True:
@@ -307,6 +310,25 @@ class ScriptedInboundEsl:
                         return
                 elif cmd.line == "api show calls as json":
                     conn.sendall(_api_response(self.show_calls()))
+                elif cmd.line.startswith("api uuid_kill "):
+                    target = cmd.line.split(" ")[2]
+                    if target in self.live_uuids:
+                        self.live_uuids.discard(target)
+                        conn.sendall(_api_response("+OK\n"))
+                    else:
+                        conn.sendall(_api_response("-ERR No such channel!\n"))
+                elif cmd.line.startswith("event plain"):
+                    subscribed = "BACKGROUND_JOB" in cmd.line
+                    conn.sendall(_reply("+OK event listener enabled plain"))
+                elif cmd.line.startswith("bgapi "):
+                    job = str(uuidlib.uuid4())
+                    conn.sendall(f"Content-Type: command/reply\nReply-Text: +OK Job-UUID: {job}\n"
+                                 f"Job-UUID: {job}\n\n".encode())
+                    if subscribed:  # BACKGROUND_JOB only reaches subscribed connections
+                        body = self.job_result(cmd.line[6:]).encode()
+                        conn.sendall(encode_event_plain(
+                            [("Event-Name", "BACKGROUND_JOB"), ("Job-UUID", job),
+                             ("Job-Command", cmd.line[6:].split(" ", 1)[0])], body))
                 elif cmd.line == "exit":
                     conn.sendall(_reply("+OK bye"))
                     return
