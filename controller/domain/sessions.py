@@ -161,51 +161,59 @@ def _check_routing_shape(body: SessionCreate) -> None:
 def create_session(
     store: Store, settings: Settings, org_id: str, request_model: SessionCreate
 ) -> SessionRecord:
-    """Resolve telephony and store a new session (status ``created``) in one transaction."""
+    """Resolve telephony and store a new session (status ``created``) in one transaction.
+
+    ``settings`` is accepted for the callers' convenience and future per-install defaults.
+    """
+    with store.transaction() as conn:
+        return create_session_in(conn, org_id, request_model)
+
+
+def create_session_in(conn: sqlite3.Connection, org_id: str, request_model: SessionCreate) -> SessionRecord:
+    """:func:`create_session` inside the caller's open transaction (e.g. call admission's)."""
     body = request_model
     _check_routing_shape(body)
     sid = new_id("sess")
     ts = now()
-    with store.transaction() as conn:
-        resolution = resolve(conn, org_id, body.routing)
-        mode, region, source, target = DEFAULT_MODE, DEFAULT_REGION, AUTO, AUTO
-        if resolution.provider == "sip":
-            d = conn.execute(
-                "SELECT default_mode, default_region, default_source_language, default_target_language"
-                " FROM sip_settings WHERE org_id = ?",
-                (org_id,),
-            ).fetchone()
-            mode, region = d["default_mode"], d["default_region"]
-            source, target = d["default_source_language"], d["default_target_language"]
-        mode = body.mode or mode
-        region = body.region or region
-        source = body.source_language or source
-        target = body.target_language or target
-        if source != AUTO and target != AUTO and source != target:
-            reason = _unsupported_pair_reason(source, target)
-            if reason:
-                raise DomainError(422, "language_pair_not_supported", reason, param="target_language")
-        conn.execute(
-            "INSERT INTO sessions (id, org_id, mode, source_language, target_language, region, provider,"
-            " phone_number, connection_id, direction, status, metadata, created_at, updated_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?, 'created', ?, ?, ?)",
-            (
-                sid,
-                org_id,
-                mode,
-                source,
-                target,
-                region,
-                resolution.provider,
-                resolution.phone_number,
-                resolution.connection_id,
-                resolution.direction,
-                json.dumps(body.metadata or {}),
-                ts,
-                ts,
-            ),
-        )
-        return _load(conn, sid)
+    resolution = resolve(conn, org_id, body.routing)
+    mode, region, source, target = DEFAULT_MODE, DEFAULT_REGION, AUTO, AUTO
+    if resolution.provider == "sip":
+        d = conn.execute(
+            "SELECT default_mode, default_region, default_source_language, default_target_language"
+            " FROM sip_settings WHERE org_id = ?",
+            (org_id,),
+        ).fetchone()
+        mode, region = d["default_mode"], d["default_region"]
+        source, target = d["default_source_language"], d["default_target_language"]
+    mode = body.mode or mode
+    region = body.region or region
+    source = body.source_language or source
+    target = body.target_language or target
+    if source != AUTO and target != AUTO and source != target:
+        reason = _unsupported_pair_reason(source, target)
+        if reason:
+            raise DomainError(422, "language_pair_not_supported", reason, param="target_language")
+    conn.execute(
+        "INSERT INTO sessions (id, org_id, mode, source_language, target_language, region, provider,"
+        " phone_number, connection_id, direction, status, metadata, created_at, updated_at)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?, 'created', ?, ?, ?)",
+        (
+            sid,
+            org_id,
+            mode,
+            source,
+            target,
+            region,
+            resolution.provider,
+            resolution.phone_number,
+            resolution.connection_id,
+            resolution.direction,
+            json.dumps(body.metadata or {}),
+            ts,
+            ts,
+        ),
+    )
+    return _load(conn, sid)
 
 
 # ---------------------------------------------------------------------------------- reads

@@ -369,3 +369,21 @@ def test_janitor_ends_sessions_idle_for_30_minutes(with_call_control) -> None:
     # 31 minutes after the last audio, the active one goes too.
     assert server.run(sweep(api.app, at=t + 21 * 60 + 1)) == [heard]
     assert server.run(sweep(api.app, at=t + 21 * 60 + 1)) == []
+
+
+def test_create_session_in_joins_the_callers_transaction(api: ApiServer) -> None:
+    """The call controller creates sessions for managed-number calls inside its admission transaction."""
+    from controller.domain.requests import Routing, SessionCreate
+
+    org = api.org()
+    con = _connection(api, org, "telnyx")
+    _number(api, org, "+4930123458", con["id"])
+    body = SessionCreate(routing=Routing(phone_number="+4930123458", direction="inbound"))
+    with pytest.raises(RuntimeError), api.store.transaction() as conn:
+        made = sessions_domain.create_session_in(conn, org.id, body)
+        assert made.provider == "telnyx" and made.direction == "inbound"
+        raise RuntimeError("admission refused the call")
+    assert api.store.query_one("SELECT COUNT(*) FROM sessions")[0] == 0  # rolled back with the caller
+    with api.store.transaction() as conn:
+        made = sessions_domain.create_session_in(conn, org.id, body)
+    assert sessions_domain.get_session(api.store, org.id, made.id).phone_number == "+4930123458"
