@@ -1,0 +1,160 @@
+"""The double driven by our own ESL layer (a mini controller in a worker thread)."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from controller.esl.inbound import InboundClient
+from controller.esl.outbound import OutboundCall, OutboundServer
+from tests.esl.test_layer import in_thread
+from tests.fsdouble import FreeSwitchDouble
+from tests.fsdouble.sample_conf import ACL_USER, PASSWORD, USER, write_sample_conf
+
+
+class MiniController:
+    """An OutboundServer on gevent in its own thread running ``handle`` per call."""
+
+    def __init__(self, handle: Callable[[OutboundCall], None]) -> None:
+        self.handle = handle
+        self.errors: list[BaseException] = []
+        self._ready = threading.Event()
+        self._stop = threading.Event()
+        self.port = 0
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        assert self._ready.wait(5)
+
+    def _wrapped(self, call: OutboundCall) -> None:
+        try:
+            self.handle(call)
+        except BaseException as exc:
+            self.errors.append(exc)
+            raise
+
+    def _run(self) -> None:
+        import gevent
+
+        server = OutboundServer("127.0.0.1", 0, self._wrapped)
+        server.start()
+        self.port = server.address[1]
+        self._ready.set()
+        while not self._stop.is_set():
+            gevent.sleep(0.02)
+        server.stop()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+@pytest.fixture
+def conf(tmp_path: Path) -> Path:
+    return write_sample_conf(tmp_path / "conf")
+
+
+@contextlib.contextmanager
+def run_with(conf: Path, handle: Callable[[OutboundCall], None]
+             ) -> Iterator[tuple[FreeSwitchDouble, MiniController]]:
+    ctl = MiniController(handle)
+    fs = FreeSwitchDouble(conf, controller_addr=f"127.0.0.1:{ctl.port}").start()
+    try:
+        yield fs, ctl
+    finally:
+        fs.stop()
+        ctl.close()
+
+
+def test_answered_call_and_remote_bye(conf: Path) -> None:
+    seen: dict[str, Any] = {}
+
+    def handle(call: OutboundCall) -> None:
+        call.myevents()
+        call.linger()
+        seen["data"] = dict(call.data)
+        call.set_var("absolute_codec_string", "PCMU,PCMA")
+        done = call.execute_wait("answer")
+        seen["answer"] = done.get("Application-Response")
+        seen["codec"] = call.api(f"uuid_getvar {call.uuid} rtp_use_codec_name")
+        seen["hungup"] = call.wait_hangup(10)
+        seen["cause"] = call.hangup_cause
+
+    with run_with(conf, handle) as (fs, ctl):
+        out = fs.place_call("sess_01ABC", user=USER, password=PASSWORD, transport="tls",
+                            codecs=("G722", "PCMU"), headers={"X-Kallglot-Role": "agent"})
+        assert out.code == 200, out
+        assert out.challenged and out.codec == "PCMU"
+        out.hangup()
+        assert out.wait_ended(5)
+        ctl.close()
+        assert ctl.errors == []
+    assert seen["data"]["variable_sip_req_user"] == "sess_01ABC"
+    assert seen["data"]["variable_sip_via_protocol"] == "tls"
+    assert seen["data"]["variable_kallglot_org_id"] == "org_fixture"
+    assert seen["data"]["variable_sip_h_X-Kallglot-Role"] == "agent"
+    assert seen["answer"] == "_none_"
+    assert seen["codec"] == "PCMU"
+    assert seen["hungup"] is True and seen["cause"] == "NORMAL_CLEARING"
+
+
+def test_respond_503_with_call_limit_header(conf: Path) -> None:
+    def handle(call: OutboundCall) -> None:
+        call.myevents()
+        call.linger()
+        call.set_var("sip_rh_X-Call-Limit", "5")
+        call.execute("respond", "503")
+        call.wait_hangup(5)
+
+    with run_with(conf, handle) as (fs, ctl):
+        out = fs.place_call("sess_02", user=USER, password=PASSWORD)
+        assert (out.code, out.headers["X-Call-Limit"]) == (503, "5")
+        assert out.hangup_cause == "NORMAL_TEMPORARY_FAILURE"
+        assert out.headers["Reason"] == 'Q.850;cause=41;text="NORMAL_TEMPORARY_FAILURE"'
+        assert ctl.errors == []
+
+
+def test_srtp_mandatory_without_crypto_is_488(conf: Path) -> None:
+    def handle(call: OutboundCall) -> None:
+        call.myevents()
+        call.set_var("rtp_secure_media", "mandatory")
+        call.execute("answer")
+        call.wait_hangup(5)
+
+    with run_with(conf, handle) as (fs, _):
+        out = fs.place_call("sess_03", user=USER, password=PASSWORD, crypto=False)
+        assert (out.code, out.hangup_cause) == (488, "INCOMPATIBLE_DESTINATION")
+        ok = fs.place_call("sess_04", user=USER, password=PASSWORD, crypto=True)
+        assert ok.code == 200 and ok.srtp
+
+
+def test_auth_and_routing_decisions(conf: Path) -> None:
+    with run_with(conf, lambda call: None) as (fs, _):
+        assert fs.place_call("sess_05").code == 407
+        assert fs.place_call("sess_05", user=USER, password="wrong").code == 403
+        acl = fs.place_call("sess_05", user=ACL_USER, password=PASSWORD, source_ip="127.0.0.1")
+        assert acl.code == 403 and acl.uuid is None
+        nf = fs.place_call("nosuchdest", user=USER, password=PASSWORD)
+        assert (nf.code, nf.hangup_cause) == (404, "UNALLOCATED_NUMBER")
+
+
+def test_inbound_esl_against_the_double(conf: Path) -> None:
+    with run_with(conf, lambda call: None) as (fs, _):
+        port = fs.esl_port
+
+        def client() -> dict[str, str]:
+            esl = InboundClient.connect("127.0.0.1", port, "ClueCon", timeout=5)
+            out = {"calls": esl.api("show calls as json"), "reload": esl.api("reloadxml"),
+                   "job": esl.bgapi_result("status"), "bogus": esl.api("bogus_cmd")}
+            esl.exit()
+            return out
+
+        out = in_thread(client)
+        assert out["calls"] == '{"row_count": 0}\n'
+        assert out["reload"] == "+OK [Success]\n"
+        assert out["job"].startswith("UP ")
+        assert out["bogus"] == "-ERR bogus_cmd Command not found!\n"

@@ -1,0 +1,1027 @@
+"""``FreeSwitchDouble``: the switch (channels, dialplan, applications, api commands, event
+fan-out) running on its own asyncio loop in a background thread."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import io
+import json
+import logging
+import re
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+import uuid as uuidlib
+import wave
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tests.fsdouble.audiostream import AudioStream, valid_stream_url
+from tests.fsdouble.callsim import CODEC_RATE, CallOutcome, CallSpec, authenticate
+from tests.fsdouble.channel import (
+    Q850,
+    SIP_REASONS,
+    TEMPLATES,
+    Channel,
+    Core,
+    Playback,
+    cause_to_sip,
+    sip_to_cause,
+)
+from tests.fsdouble.config import FsConfig, Profile, load_config
+from tests.fsdouble.listener import Command, Listener, read_command
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+PROFILE_RESTART_GUARD_S = 10.0
+SHOW_CALLS_LAG_S = 0.2
+
+
+@dataclass
+class _App:
+    name: str
+    arg: str
+    event_uuid: str
+    done: asyncio.Future[str] | None = None
+
+
+@dataclass
+class _CallRuntime:
+    """Per-channel machinery that is not event state."""
+
+    channel: Channel
+    outcome: CallOutcome
+    spec: CallSpec
+    apps: asyncio.Queue[_App] = field(default_factory=asyncio.Queue)
+    listener: Listener | None = None
+    stream: AudioStream | None = None
+    socket_app_uuid: str | None = None
+    socket_data: str = ""
+    playing: _App | None = None
+    break_playback: asyncio.Event = field(default_factory=asyncio.Event)
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    audio_pcm: bytes = b""
+    audio_rate: int = 16000
+    audio_pos: float = 0.0
+
+
+class FreeSwitchDouble:
+    """See tests/fsdouble/__init__.py for the API."""
+
+    def __init__(self, conf_dir: Path | str, controller_addr: str | None = None,
+                 esl_password: str = "ClueCon",
+                 *, esl_host: str = "127.0.0.1", esl_port: int = 0, variables: dict[str, str] | None = None,
+                 temp_dir: Path | None = None, profile_uptime: float = 0.0,
+                 hostname: str = "fs-double") -> None:
+        self.conf_dir = Path(conf_dir)
+        self.controller_addr = controller_addr
+        self._password = esl_password
+        self._esl_host = esl_host
+        self._esl_port_wanted = esl_port
+        self._variables = dict(variables or {})
+        self._own_temp = temp_dir is None
+        self.temp_dir = Path(temp_dir) if temp_dir else Path(tempfile.mkdtemp(prefix="fsdouble-"))
+        self.core = Core(hostname=hostname)
+        self.config: FsConfig = load_config(self.conf_dir, self._variables)
+        self._bound_config = self.config  # bindings change only on profile restart
+        self._profile_started = time.monotonic() - profile_uptime
+        self.calls: dict[str, Channel] = {}
+        self.outcomes: dict[str, CallOutcome] = {}
+        self.api_log: list[str] = []
+        self._runtime: dict[str, _CallRuntime] = {}
+        self._listeners: list[Listener] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._server: asyncio.base_events.Server | None = None
+        self.esl_port = 0
+        self._session_counter = 0
+
+    # ------------------------------------------------------------------ life cycle
+    def start(self) -> FreeSwitchDouble:
+        ready = threading.Event()
+
+        def run() -> None:
+            loop = self._loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            loop.run_until_complete(self._start_server())
+            ready.set()
+            loop.run_forever()
+            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="fsdouble", daemon=True)
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("FreeSWITCH double did not start")
+        return self
+
+    async def _start_server(self) -> None:
+        self._server = await asyncio.start_server(self._on_inbound, self._esl_host, self._esl_port_wanted)
+        self.esl_port = self._server.sockets[0].getsockname()[1]
+
+    def stop(self) -> None:
+        if self._loop is None:
+            return
+        with contextlib.suppress(Exception):
+            self._call(self._shutdown(), timeout=10)
+        loop, self._loop = self._loop, None
+        loop.call_soon_threadsafe(loop.stop)
+        if self._thread is not None:
+            self._thread.join(5)
+        if self._own_temp:
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+    async def _shutdown(self) -> None:
+        for rt in list(self._runtime.values()):
+            if not rt.channel.hung_up:
+                await self._hangup(rt, "SYSTEM_SHUTDOWN")
+        if self._server is not None:
+            self._server.close()
+        for lst in list(self._listeners):
+            await lst.close()
+
+    def __enter__(self) -> FreeSwitchDouble:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _call(self, coro: Coroutine[Any, Any, T], timeout: float | None = 30) -> T:
+        assert self._loop is not None, "start() the double first"
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    async def _acall(self, coro: Coroutine[Any, Any, T]) -> T:
+        assert self._loop is not None, "start() the double first"
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))
+
+    # ------------------------------------------------------------------ public helpers
+    def place_call(self, destination: str, *, timeout: float = 15, **spec: Any) -> CallOutcome:
+        """Place a call and block until its final SIP response (see CallSpec for ``spec``)."""
+        return self._call(self._place(CallSpec(destination, **spec), timeout), timeout + 5)
+
+    async def aplace_call(self, destination: str, *, timeout: float = 15, **spec: Any) -> CallOutcome:
+        """``place_call`` for async tests (runs on the double's loop, awaitable from any loop)."""
+        return await self._acall(self._place(CallSpec(destination, **spec), timeout))
+
+    def played_audio(self, uuid: str) -> list[Playback]:
+        """Files played to channel ``uuid`` (uuid_broadcast/playback), in order, with their PCM."""
+        ch = self.calls.get(uuid)
+        return list(ch.played) if ch else []
+
+    def stream(self, uuid: str) -> AudioStream | None:
+        rt = self._runtime.get(uuid)
+        return rt.stream if rt else None
+
+    def hangup(self, uuid: str, cause: str = "NORMAL_CLEARING") -> None:
+        """Hang a channel up from the far end (the caller's BYE)."""
+        rt = self._runtime[uuid]
+        self._call(self._remote_hangup(rt, cause))
+
+    def reload_config(self) -> None:
+        """Re-read the whole conf dir including bindings (what a FreeSWITCH restart does)."""
+        self.config = self._bound_config = load_config(self.conf_dir, self._variables)
+
+    # ------------------------------------------------------------------ events
+    async def _fire(self, items: list[tuple[str, str]], body: bytes = b"") -> None:
+        for lst in list(self._listeners):
+            await lst.deliver(items, body)
+
+    async def _chan_event(self, ch: Channel, name: str, extra: list[tuple[str, str]] | None = None,
+                          *, subclass: str = "", body: bytes = b"") -> None:
+        items, body = ch.event(name, extra, subclass=subclass, body=body)
+        await self._fire(items, body)
+
+    # ------------------------------------------------------------------ calls
+    def _profile_for(self, spec: CallSpec) -> tuple[Profile | None, int | None]:
+        for prof in self._bound_config.profiles.values():
+            if spec.profile and prof.name != spec.profile:
+                continue
+            port = prof.transports().get(spec.transport)
+            if port is not None:
+                live = self.config.profiles.get(prof.name, prof)
+                return live, port
+        return None, None
+
+    async def _place(self, spec: CallSpec, timeout: float) -> CallOutcome:
+        outcome = CallOutcome(spec)
+        profile, _port = self._profile_for(spec)
+        if profile is None:
+            outcome.transport_error = ("no response (nothing listens on UDP)" if spec.transport == "udp"
+                                       else "connection refused")
+            outcome._set_ended()
+            return outcome
+        cfg = self.config
+        auth = authenticate(cfg, profile, spec)
+        if not auth.ok:
+            outcome.challenged = True
+            if auth.code == 407:
+                realm = profile.param("challenge-realm") or spec.domain or ""
+                outcome._set_final(407, SIP_REASONS[407], {
+                    "Proxy-Authenticate": f'Digest realm="{realm}", nonce="{uuidlib.uuid4()}", '
+                                          'algorithm=MD5, qop="auth"'})
+            else:
+                outcome._set_final(403, SIP_REASONS[403])
+                outcome.hangup_cause = "CALL_REJECTED"
+                await self._auth_failure_events(spec)
+            return outcome
+        outcome.challenged = not auth.trusted
+        ch, rt = self._new_channel(spec, profile, auth.user, outcome)
+        outcome._hangup = lambda: asyncio.run_coroutine_threadsafe(self._remote_hangup(rt, "NORMAL_CLEARING"),
+                                                                    self._loop)  # type: ignore[arg-type]
+        await self._chan_event(ch, "CHANNEL_CREATE")
+        asyncio.get_running_loop().create_task(self._run_dialplan(rt))
+        try:
+            waiter = asyncio.to_thread(outcome._final.wait, timeout)
+            await asyncio.wait_for(asyncio.shield(waiter), timeout + 1)
+        except TimeoutError:
+            pass
+        return outcome
+
+    async def _auth_failure_events(self, spec: CallSpec) -> None:
+        """As observed: CHANNEL_HANGUP + CHANNEL_HANGUP_COMPLETE, CS_NEW, no CHANNEL_CREATE."""
+        new_uuid = str(uuidlib.uuid4())
+        for name in ("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE"):
+            tpl = TEMPLATES["auth_failure"][name]
+            core = dict(self.core.core_headers(name))
+            items = []
+            for k, v in tpl:
+                if k in core:
+                    v = core[k]
+                elif k in ("Unique-ID", "Channel-Call-UUID", "Caller-Unique-ID", "variable_uuid",
+                           "variable_call_uuid"):
+                    v = new_uuid
+                elif k in ("Caller-Network-Addr", "variable_sip_network_ip", "variable_sip_received_ip"):
+                    v = spec.source_ip
+                elif k.endswith("Channel-Created-Time") or k.endswith("Profile-Created-Time"):
+                    v = str(int(time.time() * 1e6))
+                items.append((k, v))
+            await self._fire(items)
+
+    def _new_channel(self, spec: CallSpec, profile: Profile, user: Any, outcome: CallOutcome
+                     ) -> tuple[Channel, _CallRuntime]:
+        uid = str(uuidlib.uuid4())
+        self._session_counter += 1
+        realm = profile.param("challenge-realm") or spec.domain or "127.0.0.1"
+        domain = spec.domain or realm
+        from_user = spec.caller_id or spec.user or "anonymous"
+        name = f"sofia/{profile.name}/{from_user}@{domain}"
+        context = profile.param("context", "default")
+        variables = self._initial_variables(uid, spec, profile, user, realm, domain, from_user, name)
+        if user is not None:
+            context = dict(user.variables).get("user_context", context)
+        ch = Channel(core=self.core, uuid=uid, transport=spec.transport, variables=variables, caller={
+            "username": spec.user or "", "caller_id": from_user, "network_addr": spec.source_ip,
+            "destination": spec.destination, "context": context, "channel_name": name})
+        rt = _CallRuntime(channel=ch, outcome=outcome, spec=spec)
+        rt.audio_pcm, rt.audio_rate = _load_audio(spec.audio)
+        outcome.uuid = uid
+        self.calls[uid] = ch
+        self.outcomes[uid] = outcome
+        self._runtime[uid] = rt
+        return ch, rt
+
+    def _initial_variables(self, uid: str, spec: CallSpec, profile: Profile, user: Any, realm: str,
+                           domain: str, from_user: str, name: str) -> dict[str, str]:
+        """The connect reply's variables, in the captured order (templates.json), for this call."""
+        tpl = [(k[len("variable_"):], v) for k, v in TEMPLATES["connect"][spec.transport]
+               if k.startswith("variable_")]
+        now_us = str(int(time.time() * 1e6))
+        tag = secrets.token_hex(6)
+        call_id = f"{secrets.token_hex(8)}@{spec.source_ip}"
+        proto = spec.transport.upper()
+        sdp = spec.sdp()
+        known = {
+            "direction": "inbound", "uuid": uid, "session_id": str(self._session_counter),
+            "sip_from_user": from_user, "sip_from_uri": f"{from_user}@{domain}", "sip_from_host": domain,
+            "channel_name": name, "sip_call_id": call_id, "sip_local_network_addr": profile.ip,
+            "sip_network_ip": spec.source_ip, "sip_network_port": str(spec.source_port),
+            "sip_invite_stamp": now_us, "sip_received_ip": spec.source_ip,
+            "sip_received_port": str(spec.source_port), "sip_via_protocol": spec.transport,
+            "sip_number_alias": spec.user or "", "sip_auth_username": spec.user or "",
+            "sip_auth_realm": realm, "number_alias": spec.user or "", "requested_user_name": spec.user or "",
+            "requested_domain_name": realm, "user_name": spec.user or "", "domain_name": realm,
+            "sip_from_user_stripped": from_user, "sip_from_tag": tag, "sofia_profile_name": profile.name,
+            "sofia_profile_url": f"sip:mod_sofia@{profile.ip}:{profile.param('sip-port', '5060')}",
+            "recovery_profile_name": profile.name,
+            "sip_full_via": f"SIP/2.0/{proto} {spec.source_ip}:{spec.source_port};branch=z9hG4bK-{tag}",
+            "sip_full_from": f"<sip:{from_user}@{domain}>;tag={tag}",
+            "sip_full_to": f"<sip:{spec.destination}@{domain}>",
+            "sip_req_user": spec.destination, "sip_req_uri": f"{spec.destination}@{domain}",
+            "sip_req_host": domain, "sip_to_user": spec.destination,
+            "sip_to_uri": f"{spec.destination}@{domain}", "sip_to_host": domain,
+            "sip_contact_params": f"transport={proto}", "sip_contact_user": from_user,
+            "sip_contact_port": str(spec.source_port),
+            "sip_contact_uri": f"{from_user}@{spec.source_ip}:{spec.source_port}",
+            "sip_contact_host": spec.source_ip, "rtp_use_codec_string": ",".join(profile.codec_prefs),
+            "sip_user_agent": "fsdouble-callsim", "sip_via_host": spec.source_ip,
+            "sip_via_port": str(spec.source_port), "max_forwards": "70", "switch_r_sdp": sdp,
+            "ep_codec_string": ",".join(f"CORE_PCM_MODULE.{c}@8000h@20i@64000b" for c in spec.codecs),
+            "endpoint_disposition": "DELAYED NEGOTIATION", "call_uuid": uid,
+            "sip_recover_via": f"SIP/2.0/{proto} {spec.source_ip}:{spec.source_port};rport",
+            "sip_via_rport": str(spec.source_port),
+        }
+        auth_only = {"sip_number_alias", "sip_auth_username", "sip_auth_realm", "number_alias",
+                     "requested_user_name", "requested_domain_name", "user_name", "domain_name"}
+        directory = list(user.variables) if user is not None else []
+        out: dict[str, str] = {}
+        for k, v in tpl:
+            if k in ("user_context", "kallglot_org_id"):
+                for dk, dv in directory:  # the directory user's variables sit here
+                    out[dk] = dv
+                continue
+            if k.startswith(("current_application", "socket_host")):
+                continue  # set when the socket application runs
+            if user is None and k in auth_only:
+                continue
+            if k == "sip_authorized" and user is None:
+                continue
+            if k.startswith(("Event-", "Core-UUID", "FreeSWITCH-")):
+                out[k] = v if not k.startswith("Event-Date") else time.strftime("%Y-%m-%d %H:%M:%S")
+                continue
+            if k == "max_forwards":
+                for hk, hv in spec.headers.items():  # X- headers of the INVITE
+                    if hk.lower().startswith("x-"):
+                        out[f"sip_h_{hk}"] = hv
+            out[k] = known.get(k, v)
+        return out
+
+    # ------------------------------------------------------------------ dialplan
+    def _expand(self, rt: _CallRuntime, text: str) -> str:
+        ch = rt.channel
+
+        def lookup(name: str) -> str:
+            if name == "destination_number":
+                return ch.caller["destination"]
+            if name in ("caller_id_number", "caller_id_name"):
+                return ch.caller["caller_id"]
+            if name == "network_addr":
+                return ch.caller["network_addr"]
+            return ch.variables.get(name, "")
+
+        for _ in range(5):
+            m = re.search(r"\$\{acl\(([^ )]+) ([^)]+)\)\}", text)
+            inner = re.search(r"\$\{([A-Za-z0-9_]+)\}", text)
+            if inner:
+                text = text[:inner.start()] + lookup(inner.group(1)) + text[inner.end():]
+                continue
+            if m:
+                ok = self.config.acl_allows(m.group(2).strip(), m.group(1))
+                text = text[:m.start()] + ("true" if ok else "false") + text[m.end():]
+                continue
+            break
+        return text
+
+    def _match_extension(self, rt: _CallRuntime) -> list[tuple[str, str]] | None:
+        context = rt.channel.caller["context"]
+        for ext in self.config.contexts.get(context, []):
+            if all(self._condition_true(rt, c.field, c.expression) for c in ext.conditions):
+                return ext.actions
+        return None
+
+    def _condition_true(self, rt: _CallRuntime, fld: str, expression: str) -> bool:
+        if not fld:
+            return True
+        value = self._expand(rt, fld if "$" in fld else "${" + fld + "}")
+        return re.search(expression, value) is not None
+
+    async def _run_dialplan(self, rt: _CallRuntime) -> None:
+        ch = rt.channel
+        try:
+            ch.set_state("CS_ROUTING")
+            actions = self._match_extension(rt)
+            ch.set_state("CS_EXECUTE")
+            if actions is None:
+                await self._hangup(rt, "NO_ROUTE_DESTINATION")
+                return
+            for app, data in actions:
+                if ch.hung_up:
+                    return
+                data = self._expand(rt, data)
+                if app == "socket":
+                    await self._socket_app(rt, data)
+                else:
+                    await self._execute(rt, _App(app, data, str(uuidlib.uuid4())))
+            if not ch.hung_up:
+                await self._hangup(rt, "NORMAL_CLEARING")
+        except Exception:
+            log.exception("dialplan of %s failed", ch.uuid)
+            if not ch.hung_up:
+                await self._hangup(rt, "NORMAL_TEMPORARY_FAILURE")
+
+    async def _socket_app(self, rt: _CallRuntime, data: str) -> None:
+        ch = rt.channel
+        parts = data.split()
+        addr = self.controller_addr or (parts[0] if parts else "")
+        host, _, port = addr.rpartition(":")
+        rt.socket_app_uuid = str(uuidlib.uuid4())
+        rt.socket_data = data
+        ch.variables["current_application_data"] = data
+        ch.variables["current_application"] = "socket"
+        ch.variables["socket_host"] = host
+        try:
+            reader, writer = await asyncio.open_connection(host, int(port))
+        except (OSError, ValueError) as exc:
+            log.warning("socket %s failed for %s: %s", addr, ch.uuid, exc)
+            return  # the dialplan goes on, as in FreeSWITCH
+        lst = Listener(reader, writer, outbound=True)
+        lst.channel_uuid = ch.uuid
+        rt.listener = lst
+        self._listeners.append(lst)
+        app_runner = asyncio.get_running_loop().create_task(self._app_worker(rt))
+        try:
+            await self._serve(lst, first_must_be_connect=True, rt=rt)
+        finally:
+            app_runner.cancel()
+            with contextlib.suppress(Exception):
+                self._listeners.remove(lst)
+        # socket returns when the controller lets go; a live channel continues its dialplan.
+
+    async def _app_worker(self, rt: _CallRuntime) -> None:
+        while not rt.channel.hung_up:
+            app = await rt.apps.get()
+            await self._execute(rt, app)
+            if app.done is not None and not app.done.done():
+                app.done.set_result("done")
+
+    # ------------------------------------------------------------------ ESL serving
+    async def _on_inbound(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        lst = Listener(reader, writer, outbound=False)
+        self._listeners.append(lst)
+        try:
+            await lst.write(b"Content-Type: auth/request\n\n")
+            await self._serve(lst, first_must_be_connect=False, rt=None)
+        finally:
+            with contextlib.suppress(ValueError):
+                self._listeners.remove(lst)
+            await lst.close()
+
+    async def _serve(self, lst: Listener, *, first_must_be_connect: bool, rt: _CallRuntime | None) -> None:
+        connected = not first_must_be_connect
+        while not lst.closed:
+            try:
+                cmd = await read_command(lst.reader)
+            except (ConnectionError, asyncio.IncompleteReadError):
+                cmd = None
+            if cmd is None:
+                await lst.close()
+                return
+            if not connected:
+                if cmd.line != "connect":
+                    await lst.reply("-ERR command not found")
+                    continue
+                assert rt is not None
+                connected = True
+                await lst.write(_encode_reply_items(rt.channel.connect_reply()))
+                # The socket application parks the channel right after connect (CHANNEL_PARK).
+                asyncio.get_running_loop().create_task(self._chan_event(rt.channel, "CHANNEL_PARK"))
+                continue
+            keep = await self._command(lst, cmd, rt)
+            if not keep:
+                return
+
+    async def _command(self, lst: Listener, cmd: Command, rt: _CallRuntime | None) -> bool:
+        line = cmd.line
+        verb, _, rest = line.partition(" ")
+        if not lst.authed:
+            if verb == "auth":
+                if hmac.compare_digest(rest.encode(), self._password.encode()):
+                    lst.authed = True
+                    await lst.reply("+OK accepted")
+                    return True
+                await lst.reply("-ERR invalid")
+                await lst.disconnect_notice("disconnect")
+                await lst.close()
+                return False
+            await lst.reply("-ERR invalid")
+            return True
+        if verb == "exit":
+            await lst.reply("+OK bye")
+            await lst.disconnect_notice("disconnect")
+            await lst.close()
+            return False
+        if verb == "api":
+            await lst.api_response(await self.api(rest))
+        elif verb == "bgapi":
+            job = str(uuidlib.uuid4())
+            await lst.reply(f"+OK Job-UUID: {job}", [("Job-UUID", job)])
+            asyncio.get_running_loop().create_task(self._bgapi(job, rest))
+        elif verb == "event":
+            words = rest.split()
+            fmt = words[0] if words else ""
+            if fmt != "plain":
+                # The double speaks plain only (our ESL layer never asks for json or xml).
+                await lst.reply(f"-ERR event format {fmt!r} not supported by the FreeSWITCH double")
+                return True
+            lst.subscribe(words[1:])
+            await lst.reply("+OK event listener enabled plain")
+        elif verb == "myevents":
+            target = rest.split()[1] if len(rest.split()) > 1 else (rest.strip() or None)
+            lst.my_uuid = target if target and target != "plain" else (rt.channel.uuid if rt else None)
+            lst.subscribe(["ALL"])
+            await lst.reply("+OK Events Enabled")
+        elif verb == "noevents":
+            lst.unsubscribe_all()
+            await lst.reply("+OK no longer listening for events")
+        elif verb == "nixevent":
+            for w in rest.split():
+                lst.names.discard(w)
+                lst.subclasses.discard(w)
+            await lst.reply("+OK events nixed")
+        elif verb == "filter":
+            parts = rest.split(None, 1)
+            if len(parts) == 2 and parts[0] == "delete":
+                lst.filters = [f for f in lst.filters if f[0] != parts[1].split()[0]]
+                await lst.reply(f"+OK filter deleted. [{parts[1]}]")
+            elif len(parts) == 2:
+                k, v = parts[0], parts[1]
+                lst.filters.append((k, v))
+                await lst.reply(f"+OK filter added. [{k}]=[{v}]")
+            else:
+                await lst.reply("-ERR invalid syntax")
+        elif verb == "linger":
+            lst.lingering = True
+            lst.linger_seconds = int(rest) if rest.strip().isdigit() else -1
+            await lst.reply("+OK will linger")
+        elif verb == "nolinger":
+            lst.lingering = False
+            await lst.reply("+OK will not linger")
+        elif verb == "sendmsg":
+            target = rest.strip() or (rt.channel.uuid if rt else "")
+            await self._sendmsg(lst, target, cmd)
+        else:
+            await lst.reply("-ERR command not found")
+        return True
+
+    async def _bgapi(self, job: str, rest: str) -> None:
+        out = await self.api(rest)
+        cmd, _, arg = rest.partition(" ")
+        items = [*self.core.core_headers("BACKGROUND_JOB"), ("Job-UUID", job), ("Job-Command", cmd)]
+        if arg:
+            items.append(("Job-Command-Arg", arg))
+        await self._fire(items, out.encode())
+
+    async def _sendmsg(self, lst: Listener, target: str, cmd: Command) -> None:
+        rt = self._runtime.get(target)
+        if rt is None or rt.channel.hung_up:
+            await lst.reply(f"-ERR invalid session id [{target}]")
+            return
+        h = {k.lower(): v for k, v in cmd.headers.items()}
+        call_command = h.get("call-command", "")
+        if call_command == "execute":
+            app = _App(h.get("execute-app-name", ""), h.get("execute-app-arg", ""),
+                       cmd.headers.get("Event-UUID") or h.get("event-uuid") or str(uuidlib.uuid4()))
+            if cmd.body and not app.arg:
+                app.arg = cmd.body.decode()
+            await lst.reply("+OK")
+            rt.apps.put_nowait(app)
+        elif call_command == "hangup":
+            await lst.reply("+OK")
+            await self._hangup(rt, h.get("hangup-cause", "NORMAL_CLEARING"))
+        elif call_command in ("unicast", "nomedia", "xferext"):
+            await lst.reply("+OK")
+        else:
+            await lst.reply("-ERR invalid command")
+
+    # ------------------------------------------------------------------ applications
+    async def _execute(self, rt: _CallRuntime, app: _App) -> None:
+        ch = rt.channel
+        if ch.hung_up:
+            return
+        ch.variables["current_application_data"] = app.arg
+        ch.variables["current_application"] = app.name
+        extra = [("Application", app.name)] + ([("Application-Data", app.arg)] if app.arg else [])
+        await self._chan_event(ch, "CHANNEL_EXECUTE", [*extra, ("Application-UUID", app.event_uuid)])
+        response = "_none_"
+        name = app.name
+        if name in ("set", "export"):
+            k, _, v = app.arg.partition("=")
+            if k:
+                if v == "":
+                    ch.variables.pop(k, None)
+                else:
+                    ch.variables[k] = v
+        elif name == "answer":
+            ok = await self._answer(rt)
+            if not ok:
+                await self._hangup(rt, "INCOMPATIBLE_DESTINATION", running=app)
+                return
+        elif name == "pre_answer":
+            await self._pre_answer(rt)
+        elif name == "respond":
+            code_text = app.arg.split()[0] if app.arg.split() else ""
+            if code_text.isdigit() and int(code_text) >= 300:
+                code = int(code_text)
+                await self._hangup(rt, sip_to_cause(code), running=app, sip_code=code)
+                return
+            if code_text in ("180", "183"):
+                await self._pre_answer(rt)
+        elif name == "hangup":
+            await self._hangup(rt, app.arg.strip() or "NORMAL_CLEARING", running=app)
+            return
+        elif name == "playback":
+            response = await self._playback(rt, app)
+            if ch.hung_up:
+                return
+        elif name == "sleep":
+            with contextlib.suppress(ValueError):
+                await asyncio.sleep(int(app.arg) / 1000)
+        elif name in ("park", "ring_ready", "log", "info", "event"):
+            pass
+        else:
+            log.warning("double: application %r is not emulated", name)
+            response = "_none_"
+        await self._chan_event(ch, "CHANNEL_EXECUTE_COMPLETE",
+                               [*extra, ("Application-Response", response),
+                                ("Application-UUID", app.event_uuid)])
+
+    def _negotiate(self, rt: _CallRuntime) -> tuple[str | None, bool]:
+        """(codec, srtp) the answer would settle on; codec None = nothing acceptable (488)."""
+        ch, spec = rt.channel, rt.spec
+        secure = ch.variables.get("rtp_secure_media", "").split(":")[0].lower()
+        if secure in ("mandatory", "true") and not spec.crypto:
+            return None, False
+        srtp = spec.crypto and secure not in ("forbidden", "false")
+        ours_raw = ch.variables.get("absolute_codec_string") or ch.variables.get("codec_string") \
+            or ch.variables.get("rtp_use_codec_string", "PCMU,PCMA")
+        ours = [c.split("@")[0].strip().upper() for c in ours_raw.split(",") if c.strip()]
+        offer = list(spec.codecs)
+        profile = self.config.profiles.get(ch.variables.get("sofia_profile_name", ""))
+        generous = profile is None or profile.param("inbound-codec-negotiation", "generous") == "generous"
+        order = [c for c in offer if c in ours] if generous else [c for c in ours if c in offer]
+        return (order[0] if order else None), srtp
+
+    async def _pre_answer(self, rt: _CallRuntime) -> None:
+        ch = rt.channel
+        if ch.progress_media_us or ch.answered:
+            return
+        ch.progress_media_us = int(time.time() * 1e6)
+        ch.answer_state = "early"
+        rt.outcome.early_media = True
+        await self._chan_event(ch, "CHANNEL_PROGRESS_MEDIA")
+
+    async def _answer(self, rt: _CallRuntime) -> bool:
+        ch = rt.channel
+        if ch.answered:
+            return True
+        codec, srtp = self._negotiate(rt)
+        if codec is None:
+            return False
+        name = "opus" if codec == "OPUS" else codec
+        ch.variables.update({
+            "rtp_use_codec_name": name, "rtp_use_codec_rate": str(CODEC_RATE[codec]),
+            "rtp_use_codec_ptime": "20", "read_codec": name, "write_codec": name,
+            "endpoint_disposition": "ANSWER",
+        })
+        if srtp:
+            ch.variables.update({"rtp_secure_audio_confirmed": "true",
+                                 "rtp_has_crypto": "AES_CM_128_HMAC_SHA1_80",
+                                 "rtp_secure_media_negotiated": "AES_CM_128_HMAC_SHA1_80"})
+        if not ch.progress_media_us:
+            ch.progress_media_us = int(time.time() * 1e6)
+            await self._chan_event(ch, "CHANNEL_PROGRESS_MEDIA")
+        ch.answered_us = int(time.time() * 1e6)
+        ch.answer_state = "answered"
+        ch.call_state = "ACTIVE"
+        rt.outcome.codec = name
+        rt.outcome.srtp = srtp
+        await self._chan_event(ch, "CHANNEL_ANSWER")
+        rt.outcome._set_final(200, "OK")
+        return True
+
+    async def _playback(self, rt: _CallRuntime, app: _App) -> str:
+        ch = rt.channel
+        path = Path(app.arg.split("@@")[0])
+        audio, rate = _read_playable(path)
+        if audio is None:
+            return "FILE NOT FOUND"
+        pb = Playback(file=str(path), audio=audio, sample_rate=rate, started=time.monotonic())
+        ch.played.append(pb)
+        rt.playing = app
+        rt.break_playback.clear()
+        try:
+            await asyncio.wait_for(rt.break_playback.wait(), pb.duration)
+            pb.interrupted = True
+        except TimeoutError:
+            pass
+        finally:
+            pb.ended = time.monotonic()
+            rt.playing = None
+        played_ms = int((pb.ended - pb.started) * 1000)
+        samples = int(played_ms * rate / 1000)
+        ch.variables.update({"playback_last_offset_pos": str(samples // 2),
+                             "playback_seconds": str(played_ms // 1000),
+                             "playback_ms": str(played_ms), "playback_samples": str(samples)})
+        return "FILE PLAYED"
+
+    # ------------------------------------------------------------------ hangup
+    async def _remote_hangup(self, rt: _CallRuntime, cause: str) -> None:
+        if rt.channel.hung_up:
+            return
+        rt.channel.variables["sip_hangup_disposition"] = "recv_bye" if rt.channel.answered else "recv_cancel"
+        if not rt.channel.answered:
+            cause = "ORIGINATOR_CANCEL"
+            rt.outcome._set_final(487, SIP_REASONS[487])
+        await self._hangup(rt, cause, remote=True)
+
+    async def _hangup(self, rt: _CallRuntime, cause: str, *, running: _App | None = None,
+                      sip_code: int | None = None, remote: bool = False) -> None:
+        ch = rt.channel
+        if ch.hung_up:
+            return
+        ch.hangup_cause = cause
+        ch.answer_state = "hangup"
+        ch.state_number = 10
+        q850 = Q850.get(cause, 16)
+        ch.variables.update({"hangup_cause": cause, "hangup_cause_q850": str(q850)})
+        if not remote:
+            ch.variables["sip_hangup_disposition"] = "send_bye" if ch.answered else "send_refuse"
+        rt.break_playback.set()
+        await self._chan_event(ch, "CHANNEL_HANGUP")
+        if running is not None:
+            extra = [("Application", running.name)]
+            if running.arg:
+                extra.append(("Application-Data", running.arg))
+            await self._chan_event(ch, "CHANNEL_EXECUTE_COMPLETE",
+                                   [*extra, ("Application-Response", "_none_"),
+                                            ("Application-UUID", running.event_uuid)])
+        # What the caller sees.
+        if not remote:
+            reason = f'Q.850;cause={q850};text="{cause}"'
+            if ch.answered:
+                rt.outcome.bye_from_switch = True
+                rt.outcome.bye_reason = reason
+            else:
+                code = sip_code or cause_to_sip(cause)
+                headers = {"Reason": reason}
+                if sip_code is not None:  # `respond` adds sip_rh_ headers, Max-Forwards, Remote-Party-ID
+                    for k, v in ch.variables.items():
+                        if k.startswith("sip_rh_"):
+                            headers[k[len("sip_rh_"):]] = v
+                    headers["Max-Forwards"] = "70"
+                ch.sip_final = code
+                ch.sip_headers = headers
+                rt.outcome._set_final(code, SIP_REASONS.get(code, "Error"), headers)
+        rt.outcome.hangup_cause = cause
+        if rt.stream is not None:
+            await rt.stream.stop()
+        if rt.socket_app_uuid is not None:
+            await self._chan_event(ch, "CHANNEL_UNPARK")
+            await self._chan_event(ch, "CHANNEL_EXECUTE_COMPLETE",
+                                   [("Application", "socket"), ("Application-Data", rt.socket_data),
+                                    ("Application-Response", "_none_"),
+                                    ("Application-UUID", rt.socket_app_uuid)])
+        ch.set_state("CS_HANGUP")
+        await self._chan_event(ch, "CHANNEL_STATE")
+        ch.hangup_us = int(time.time() * 1e6)
+        ch.call_state = "HANGUP"
+        ch.set_state("CS_REPORTING")
+        await self._chan_event(ch, "CHANNEL_STATE")
+        await self._chan_event(ch, "CHANNEL_HANGUP_COMPLETE")
+        lst = rt.listener
+        if lst is not None and not lst.closed:
+            if lst.lingering:
+                await lst.disconnect_notice("linger", ch.name)
+                if lst.linger_seconds >= 0:
+                    asyncio.get_running_loop().create_task(self._close_after(lst, lst.linger_seconds))
+            else:
+                await lst.disconnect_notice("disconnect")
+                await lst.close()
+        ch.set_state("CS_DESTROY")
+        rt.outcome._set_ended()
+        rt.ended.set()
+
+    async def _close_after(self, lst: Listener, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        if not lst.closed:
+            await lst.disconnect_notice("disconnect")
+            await lst.close()
+
+    # ------------------------------------------------------------------ api commands
+    async def api(self, line: str) -> str:
+        """The reply body of ``api <line>`` (also used for bgapi)."""
+        self.api_log.append(line)
+        cmd, _, rest = line.strip().partition(" ")
+        args = rest.split()
+        if cmd == "status":
+            return self._status()
+        if cmd == "show":
+            if rest.strip() in ("calls as json", "channels as json"):
+                return self._show_calls()
+            return f"-ERR show {rest} not supported by the FreeSWITCH double\n"
+        if cmd == "reloadxml":
+            fresh = load_config(self.conf_dir, self._variables)
+            self.config = FsConfig(profiles=self.config.profiles, domains=fresh.domains,
+                                   acls=self.config.acls, contexts=fresh.contexts)
+            return "+OK [Success]\n"
+        if cmd == "reloadacl":
+            fresh = load_config(self.conf_dir, self._variables)
+            self.config.acls = fresh.acls
+            return "+OK acl reloaded\n"
+        if cmd == "sofia":
+            return self._sofia(args)
+        if cmd == "uuid_kill":
+            rt = self._runtime.get(args[0]) if args else None
+            if rt is None or rt.channel.hung_up:
+                return "-ERR No such channel!\n"
+            await self._hangup(rt, args[1] if len(args) > 1 else "NORMAL_CLEARING")
+            return "+OK\n"
+        if cmd == "uuid_exists":
+            rt = self._runtime.get(args[0]) if args else None
+            return "true" if rt and not rt.channel.hung_up else "false"
+        if cmd == "uuid_getvar":
+            rt = self._runtime.get(args[0]) if args else None
+            if rt is None or len(args) < 2:
+                return "-ERR No such channel!\n"
+            return rt.channel.variables.get(args[1], "_undef_")
+        if cmd == "uuid_setvar":
+            rt = self._runtime.get(args[0]) if args else None
+            if rt is None or len(args) < 2:
+                return "-ERR No such channel!\n"
+            value = rest.split(None, 2)[2] if len(rest.split(None, 2)) > 2 else ""
+            if value:
+                rt.channel.variables[args[1]] = value
+            else:
+                rt.channel.variables.pop(args[1], None)
+            return "+OK\n"
+        if cmd == "uuid_broadcast":
+            rt = self._runtime.get(args[0]) if args else None
+            if rt is None or rt.channel.hung_up or len(args) < 2:
+                return "-ERR invalid uuid\n"
+            rt.apps.put_nowait(_App("playback", args[1], str(uuidlib.uuid4())))
+            return "+OK Message sent\n"
+        if cmd == "uuid_break":
+            rt = self._runtime.get(args[0]) if args else None
+            if rt is None or rt.channel.hung_up:
+                return "-ERR No such channel!\n"
+            if len(args) > 1 and args[1] == "all":
+                while not rt.apps.empty():
+                    queued = rt.apps.get_nowait()
+                    if queued.name != "playback":
+                        rt.apps.put_nowait(queued)
+                        break
+            rt.break_playback.set()
+            return "+OK\n"
+        if cmd == "uuid_audio_stream":
+            return await self._audio_stream(rest)
+        return f"-ERR {cmd} Command not found!\n"
+
+    def _status(self) -> str:
+        up = time.time() - self.core.started
+        live = sum(1 for c in self.calls.values() if not c.hung_up)
+        days, rem = divmod(int(up), 86400)
+        hours, rem = divmod(rem, 3600)
+        minutes, seconds = divmod(rem, 60)
+        ms = int((up % 1) * 1000)
+        first = (f"UP 0 years, {days} days, {hours} hours, {minutes} minutes, {seconds} seconds, "
+                 f"{ms} milliseconds, 0 microseconds\n")
+        body = TEMPLATES["status"].split("\n", 1)[1]
+        body = re.sub(r"^\d+ session\(s\) since startup", f"{len(self.calls)} session(s) since startup", body,
+                      flags=re.M)
+        body = re.sub(r"^\d+ session\(s\) - peak", f"{live} session(s) - peak", body, flags=re.M)
+        return first + body
+
+    def _show_calls(self) -> str:
+        now = time.monotonic()
+        rows = [c.show_calls_row() for c in self.calls.values()
+                if not c.hung_up and now - c.created_at >= SHOW_CALLS_LAG_S]
+        if not rows:
+            return '{"row_count": 0}\n'
+        return json.dumps({"row_count": len(rows), "rows": rows}, separators=(",", ":")) + "\n"
+
+    def _sofia(self, args: list[str]) -> str:
+        if args[:1] == ["status"]:
+            return TEMPLATES["sofia_status"]
+        if len(args) >= 3 and args[0] == "profile":
+            name, action = args[1], args[2]
+            if name not in self._bound_config.profiles:
+                return f"Invalid Profile [{name}]\n"
+            if action == "rescan":
+                fresh = load_config(self.conf_dir, self._variables)
+                if name in fresh.profiles:
+                    # New settings apply; the bound transports stay until a restart.
+                    self.config.profiles[name] = fresh.profiles[name]
+                return "Reload XML [Success]\n+OK scan complete\n"
+            if action == "restart":
+                up = time.monotonic() - self._profile_started
+                if up < PROFILE_RESTART_GUARD_S:
+                    wait = int(PROFILE_RESTART_GUARD_S - up)
+                    return (f"Profile {name} must be up for at least 10 seconds to stop/restart.\n"
+                            f"Please wait {wait} seconds\n")
+                self.reload_config()
+                self._profile_started = time.monotonic()
+                return f"Reload XML [Success]\nrestarting: {name}"
+            if action == "killgw" and len(args) >= 4:
+                return "-ERR no such gateway.\n" if not self._gateway_exists(args[3]) \
+                    else "+OK gateway marked for deletion.\n"
+        return "-ERR Usage: sofia profile <name> [rescan|restart|killgw <gw>]\n"
+
+    def _gateway_exists(self, gw: str) -> bool:
+        for path in self.conf_dir.rglob("*.xml"):
+            if re.search(rf'<gateway\s+name="{re.escape(gw)}"', path.read_text()):
+                return True
+        return False
+
+    async def _audio_stream(self, rest: str) -> str:
+        parts = rest.split(" ", 5)
+        if len(parts) < 2:
+            return "-USAGE: <uuid> [start | stop | send_text | pause | resume | graceful-shutdown ] [wss-url | path] [mono | mixed | stereo] [8000 | 16000] [metadata]\n"  # noqa: E501
+        uid, action = parts[0], parts[1]
+        rt = self._runtime.get(uid)
+        if rt is None or rt.channel.hung_up:
+            return "-ERR Operation Failed\n"
+        if action == "start":
+            if len(parts) < 5 or (rt.stream is not None and rt.stream.state in ("connecting", "connected")):
+                return "-ERR Operation Failed\n"
+            url, mix, rate_text = parts[2], parts[3], parts[4]
+            metadata = parts[5] if len(parts) > 5 else ""
+            rate = {"8k": 8000, "16k": 16000, "8000": 8000, "16000": 16000}.get(rate_text)
+            if not valid_stream_url(url) or mix not in ("mono", "mixed", "stereo") or rate is None:
+                return "-ERR Operation Failed\n"
+            buffer_ms = int(rt.channel.variables.get("STREAM_BUFFER_SIZE", "20") or 20)
+            buffer_ms = buffer_ms if buffer_ms % 20 == 0 and buffer_ms > 0 else 20
+            ch = rt.channel
+
+            async def fire(subclass: str, body: bytes) -> None:
+                await self._chan_event(ch, "CUSTOM", subclass=subclass, body=body)
+
+            rt.stream = AudioStream(uuid=uid, url=url, mix=mix, rate=rate, metadata=metadata,
+                                    temp_dir=self.temp_dir, fire=fire, source=self._source(rt),
+                                    speed=rt.spec.audio_speed, buffer_ms=buffer_ms)
+            await self._pre_answer(rt)  # start pre-answers (183)
+            rt.stream.start()
+            return "+OK Success\n"
+        stream = rt.stream
+        if stream is None or not stream.usable:
+            return "-ERR Operation Failed\n"
+        if action == "stop":
+            await stream.stop()
+            return "+OK Success\n"
+        if action == "send_text":
+            text = rest.split(" ", 2)[2] if len(rest.split(" ", 2)) > 2 else ""
+            await stream.send_text(text)
+            return "+OK Success\n"
+        if action in ("pause", "resume"):
+            stream.paused = action == "pause"
+            return "+OK Success\n"
+        return "-ERR Operation Failed\n"
+
+    def _source(self, rt: _CallRuntime) -> Any:
+        def take(rate: int, nbytes: int) -> bytes:
+            pcm = rt.audio_pcm
+            if not pcm:
+                return b"\0" * nbytes
+            # Resample lazily by index stepping (the caller's audio is speech, 8 or 16 kHz).
+            step = rt.audio_rate / rate
+            out = bytearray()
+            for _ in range(nbytes // 2):
+                idx = int(rt.audio_pos) * 2
+                out += pcm[idx: idx + 2] if idx + 2 <= len(pcm) else b"\0\0"
+                rt.audio_pos += step
+            return bytes(out)
+
+        return take
+
+
+def _encode_reply_items(items: list[tuple[str, str]]) -> bytes:
+    from controller.esl.protocol import fs_url_encode
+
+    return "".join(f"{k}: {fs_url_encode(v)}\n" for k, v in items).encode() + b"\n"
+
+
+def _load_audio(audio: bytes | Path | None) -> tuple[bytes, int]:
+    if audio is None:
+        return b"", 16000
+    data = Path(audio).read_bytes() if isinstance(audio, (str, Path)) else audio
+    if data[:4] == b"RIFF":
+        with wave.open(io.BytesIO(data)) as w:
+            if w.getsampwidth() != 2 or w.getnchannels() != 1:
+                raise ValueError("caller audio must be mono 16-bit PCM WAV")
+            return w.readframes(w.getnframes()), w.getframerate()
+    return data, 16000
+
+
+def _read_playable(path: Path) -> tuple[bytes | None, int]:
+    """PCM and rate of a file FreeSWITCH could play: .r8/.r16/... raw L16, .wav; else unknown."""
+    if not path.is_file():
+        return None, 0
+    m = re.search(r"\.r(\d+)$", path.name)
+    if m:
+        return path.read_bytes(), int(m.group(1)) * 1000
+    if path.suffix == ".wav":
+        with contextlib.suppress(wave.Error, EOFError), wave.open(str(path)) as w:
+            return w.readframes(w.getnframes()), w.getframerate()
+        return None, 0
+    return path.read_bytes(), 8000
+
+
+__all__ = ["CallOutcome", "CallSpec", "FreeSwitchDouble"]
