@@ -54,16 +54,37 @@ def create_app(
     return app
 
 
-def cli_run(args: argparse.Namespace, settings: Settings) -> int:
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    store = open_store(settings.db_path)
-    app = create_app(settings, store)
+def _call_control(settings: Settings, store: Store) -> CallControl | None:
+    """ESL call control (hang up / originate legs from worker threads), when the calls package is here."""
+    try:
+        from controller.calls.esl_control import EslCallControl
+    except ImportError as exc:
+        log.warning("ESL call control unavailable (%s): ending a session will not hang up its legs", exc)
+        return None
+    return EslCallControl(settings, store)
+
+
+def _install_optional_routes(app: web.Application) -> None:
+    """Routes owned by other parts of the controller; each is optional so the API runs without them."""
     try:
         from controller.fsconfig.admin_routes import install
     except ImportError as exc:
         log.warning("admin routes unavailable (%s): POST /admin/reload is not served", exc)
     else:
         install(app)
+    try:
+        from controller.calls.dial_route import install_dial_route
+    except ImportError as exc:
+        log.warning("dial route unavailable (%s): POST /v1/sessions/{id}/dial is not served", exc)
+    else:
+        install_dial_route(app)
+
+
+def cli_run(args: argparse.Namespace, settings: Settings) -> int:
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    store = open_store(settings.db_path)
+    app = create_app(settings, store, call_control=_call_control(settings, store))
+    _install_optional_routes(app)
     try:
         web.run_app(app, host=settings.api_host, port=settings.api_port, print=None)
     finally:

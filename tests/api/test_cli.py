@@ -108,6 +108,16 @@ def test_kallglot_api_serves_the_v1_api(tmp_path: Path) -> None:
         )
         assert created.status_code == 201, created.text
         assert created.json()["sip"]["uri"] == f"sip:{created.json()['id']}@sip.cli.example"
+        # Routes owned by other parts are mounted by `kallglot api` (any answer but 404).
+        dial = requests.post(
+            f"{base}/v1/sessions/{created.json()['id']}/dial",
+            json={"to": "+4930123456"},
+            headers=auth,
+            timeout=10,
+        )
+        reload_ = requests.post(f"{base}/admin/reload", timeout=10)
+        for resp in (dial, reload_):
+            assert resp.status_code != 404, resp.text
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=30)
