@@ -70,28 +70,42 @@ class ControllerService:
         self.reconcile_config = reconcile_config
         self.server = OutboundServer(settings.controller_host, settings.controller_port, self._on_call)
         self._stopping = gevent.event.Event()
+        self._stopped = gevent.event.Event()
+        self.active_calls = 0
         self._inbound: InboundClient | None = None
         self._inbound_greenlet: gevent.Greenlet | None = None
         self.reconciled = 0  # reconciliation passes completed (for logs and tests)
 
     def _on_call(self, call: OutboundCall) -> None:
-        handle_call(call, self.store, self.config)
+        self.active_calls += 1
+        try:
+            handle_call(call, self.store, self.config)
+        finally:
+            self.active_calls -= 1
 
     def start(self) -> tuple[str, int]:
         self.server.start()
         self._inbound_greenlet = gevent.spawn(self._inbound_loop)
         return self.server.address
 
-    def stop(self) -> None:
+    def stop(self, grace_s: float = 5.0) -> None:
+        """Stop accepting, release live call sockets (FreeSWITCH then hangs those calls up) and
+        let their handlers record the legs' end before returning."""
+        if self._stopping.is_set():
+            return
         self._stopping.set()
-        self.server.stop()
+        self.server.stop(timeout=0.1)
+        with gevent.Timeout(grace_s, False):
+            while self.active_calls:
+                gevent.sleep(0.05)
         if self._inbound is not None:
             self._inbound.close()
         if self._inbound_greenlet is not None:
             self._inbound_greenlet.join(timeout=5)
+        self._stopped.set()
 
     def wait(self) -> None:
-        self._stopping.wait()
+        self._stopped.wait()
 
     # -- inbound connection: reconciliation ----------------------------------------------------
     def _inbound_loop(self) -> None:

@@ -204,3 +204,17 @@ def test_50_simultaneous_calls_against_cap_5(db: tuple[Path, Store], esl: Script
         assert sorted(outcomes) == sorted([("admitted", 200)] * 5 + [("rejected", 503)] * 45)
     finally:
         assert ctl.stop() == 0
+
+
+def test_sigterm_releases_live_calls_and_records_their_end(db: tuple[Path, Store],
+                                                           esl: ScriptedInboundEsl) -> None:
+    path, store = db
+    org = make_org(store)
+    ctl = ControllerProcess(path, esl.port)
+    call = WireCall(ctl.address, _vars(store, org, make_session(store, org)))
+    call.wait_command("api uuid_audio_stream")
+    assert ctl.stop() == 0
+    call.wait_closed()
+    assert live_leg_count(store) == 0
+    ends = ctl.json_logs("call_ended")
+    assert len(ends) == 1 and ends[0]["call_uuid"] == call.uuid
