@@ -1,0 +1,66 @@
+"""docker-compose.yml, the Dockerfiles and the static FreeSWITCH tree, checked structurally."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from tests.fsconfig.conftest import STATIC_CONF
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_compose_services_ports_env_and_healthchecks() -> None:
+    yaml = pytest.importorskip("yaml")
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert set(services) == {"freeswitch", "controller", "api", "bridge"}
+    assert all(re.fullmatch(r"[a-z0-9-]+", name) for name in services)  # websocket host rule
+    fs = services["freeswitch"]
+    assert {"5060:5060/udp", "5060:5060/tcp", "5061:5061/tcp"} <= set(fs["ports"])
+    assert any(p.endswith("/udp") and "RTP_START_PORT" in p for p in fs["ports"])
+    for name in ("freeswitch", "api", "bridge"):
+        assert services[name]["healthcheck"]["test"], name
+    assert "fs_cli" in " ".join(fs["healthcheck"]["test"])
+    for name in ("controller", "api", "bridge"):
+        env = services[name]["environment"]
+        assert env["KALLGLOT_BRIDGE_URL"] == "ws://bridge:8765"
+        assert env["KALLGLOT_CONTROLLER_ADDRESS"] == "controller:8084"
+        assert env["KALLGLOT_ESL_HOST"] == "freeswitch"
+    mounts = {v.split(":")[1] for v in fs["volumes"]}
+    assert "/etc/kallglot/freeswitch" in mounts
+    api_mounts = {v.split(":")[1]: v for v in services["api"]["volumes"]}
+    assert not api_mounts["/etc/kallglot/freeswitch"].endswith(":ro")  # the api renders into it
+
+
+def test_dockerfiles_install_packages_and_build_nothing_from_source() -> None:
+    fs = (ROOT / "docker" / "freeswitch.Dockerfile").read_text()
+    py = (ROOT / "docker" / "kallglot.Dockerfile").read_text()
+    for text in (fs, py):
+        assert not re.search(r"\b(git clone|cmake|make install|\./configure|bootstrap\.sh)\b", text)
+    assert "freeswitch.signalwire.com/repo/deb/debian-release" in fs and "secret" in fs
+    assert "mod-audio-stream.deb" in fs
+    assert 'pip install --no-cache-dir ".[engine]"' in py
+    assert all(pkg in py for pkg in ("espeak-ng", "apertium", "apertium-eng-spa"))
+
+
+def test_static_tree_loads_the_needed_modules() -> None:
+    root = ET.parse(STATIC_CONF / "autoload_configs" / "modules.conf.xml").getroot()  # noqa: S314
+    modules = {m.get("module") for m in root.iter("load")}
+    assert modules == {
+        "mod_console", "mod_logfile", "mod_event_socket", "mod_commands", "mod_sofia", "mod_dialplan_xml",
+        "mod_dptools", "mod_opus", "mod_spandsp", "mod_sndfile", "mod_native_file", "mod_audio_stream",
+    }
+
+
+def test_static_tree_comments_never_mention_the_preprocessor_keyword() -> None:
+    # FreeSWITCH drops any line naming the pre-processor tag without '<' in front of it.
+    for path in STATIC_CONF.rglob("*.xml"):
+        if "rendered" in path.parts or path.name.startswith("."):
+            continue
+        for line in path.read_text().splitlines():
+            idx = line.lower().find("x-pre-process")
+            assert idx < 0 or line[idx - 1] == "<", (path, line)
