@@ -65,4 +65,5 @@ class ControllerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
+        self._drain.join(timeout=5)  # every log line read before callers look at them
         return int(self.proc.returncode)
