@@ -10,6 +10,8 @@ import numpy as np
 from media_bridge.engines.base import Transcript
 
 WHISPER_RATE = 16000
+# Above this probability Whisper's own language pick is trusted even outside the candidates.
+CONFIDENT_DETECTION = 0.9
 
 
 class WhisperASR:
@@ -43,9 +45,24 @@ class WhisperASR:
                     local_files_only=True,
                 )
 
-    def transcribe(self, audio: np.ndarray, language: str | None) -> Transcript:
-        """``audio``: float32 mono at 16 kHz; ``language`` None = detect."""
+    def detect(self, audio: np.ndarray, candidates: frozenset[str]) -> str:
+        """The most probable of ``candidates`` (Whisper's own pick among ~100 languages is often
+        wrong on a short utterance; the session can only use languages it can translate)."""
         self.load()
+        top, top_p, probabilities = self._model.detect_language(audio)  # type: ignore[attr-defined]
+        if top in candidates or top_p >= CONFIDENT_DETECTION:
+            return str(top)  # a confident pick outside the candidates stays (→ "unsupported pair")
+        allowed = [(lang, p) for lang, p in probabilities if lang in candidates]
+        return str(max(allowed, key=lambda item: item[1])[0]) if allowed else str(top)
+
+    def transcribe(
+        self, audio: np.ndarray, language: str | None, candidates: frozenset[str] | None = None
+    ) -> Transcript:
+        """``audio``: float32 mono at 16 kHz; ``language`` None = detect (among ``candidates``
+        when given)."""
+        self.load()
+        if language is None and candidates:
+            language = self.detect(audio, candidates)
         segments, info = self._model.transcribe(  # type: ignore[attr-defined]
             audio,
             language=language,

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from media_bridge.audio import resample, to_float
-from media_bridge.capabilities import WHISPER_LANGUAGES, base_language
+from media_bridge.capabilities import WHISPER_LANGUAGES, apertium_pairs, base_language
 from media_bridge.config import BridgeConfig
 from media_bridge.engines.asr_whisper import WHISPER_RATE, WhisperASR
 from media_bridge.engines.base import (
@@ -22,7 +22,7 @@ from media_bridge.engines.base import (
 )
 from media_bridge.engines.model_files import whisper_model_dir
 from media_bridge.engines.mt_apertium import ApertiumTranslator
-from media_bridge.engines.mt_ctranslate2 import CT2Translator
+from media_bridge.engines.mt_ctranslate2 import NLLB_CODES, CT2Translator
 from media_bridge.engines.tts_espeak import EspeakTTS
 from media_bridge.engines.tts_piper import PiperTTS
 
@@ -60,6 +60,18 @@ class OfflineEngine(Engine):
         if self.ct2 is not None:
             self.ct2.load()
 
+    def source_candidates(self, target: str | None) -> frozenset[str]:
+        """Languages worth detecting: those translatable into ``target`` (any target when unknown)."""
+        pairs = set(apertium_pairs())
+        if self.ct2 is not None:
+            pairs |= {p for p in self.ct2.pairs if p != ("*", "*")}
+            if ("*", "*") in self.ct2.pairs:
+                pairs |= {(lang, "*") for lang in NLLB_CODES}
+        sources = {s for s, t in pairs if target is None or t in (target, "*")} - {target}
+        if not sources:
+            return frozenset()  # nothing translates into target: detect freely, fail honestly
+        return frozenset(sources | ({target} if target else set())) & WHISPER_LANGUAGES
+
     def translate(self, text: str, source: str, target: str) -> str:
         if source == target:
             return text
@@ -78,7 +90,9 @@ class OfflineEngine(Engine):
         audio = to_float(resample(request.samples, request.sample_rate, WHISPER_RATE))
         source = base_language(request.source_language)
         hint = source if source in WHISPER_LANGUAGES else None
-        transcript = self.asr.transcribe(audio, hint)
+        target_hint = base_language(request.target_language) if request.target_language else None
+        candidates = self.source_candidates(target_hint) if hint is None else None
+        transcript = self.asr.transcribe(audio, hint, candidates)
         if not transcript.text:
             return
         yield transcript

@@ -139,3 +139,25 @@ def test_unsupported_detected_pair_is_recorded_without_translation(
     turn = turns(store, session_id)[0]
     assert turn["language"] == "en" and "morning" in turn["text"].lower()
     assert turn["translation_text"] is None and turn["translation_language"] is None
+
+
+def test_auto_source_is_detected_among_translatable_languages(store: Store, engine: OfflineEngine) -> None:
+    """Whisper base alone calls this synthetic Spanish Japanese; restricted to the languages the
+    session can translate into English, it is Spanish."""
+    session_id = make_session(store, source="auto", target="en")
+
+    async def main() -> None:
+        async with running_bridge(store, engine, CONFIG) as rb, aiohttp.ClientSession() as http:
+            customer = await connect_leg(http, rb.url, session_id, "leg_c", "customer")
+            agent = await connect_leg(http, rb.url, session_id, "leg_a", "agent")
+            await send_audio(customer, silence(0.3))
+            await send_audio(customer, speak("La casa es muy grande.", "es"))
+            await send_audio(customer, silence(1.0))
+            await collect_audio(agent, first_timeout=120)
+            await customer.close()
+            await agent.close()
+
+    asyncio.run(main())
+    turn = turns(store, session_id)[0]
+    assert turn["language"] == "es"
+    assert turn["translation_language"] == "en" and "house" in turn["translation_text"].lower()
