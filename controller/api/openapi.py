@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aiohttp import web
@@ -136,9 +137,13 @@ def build_openapi(sip_domain: str) -> dict[str, Any]:
             "post": op("Generate SIP credentials (password shown once)", "201", schemas.SipCredentials)
         },
     }
-    for methods in paths.values():
-        for operation in methods.values():
+    for path, methods in paths.items():
+        for method, operation in methods.items():
             operation["security"] = [{"bearer": []}, {"apiKey": []}]
+            # e.g. post_sessions_id_end: stable names for generated clients.
+            operation["operationId"] = re.sub(
+                r"[^A-Za-z0-9]+", "_", f"{method} {path.removeprefix('/v1/')}"
+            ).strip("_")
     return {
         "openapi": "3.1.0",
         "info": {

@@ -159,3 +159,13 @@ def test_org_b_cannot_read_or_use_org_a_resources(api: ApiServer) -> None:
     assert api.call("GET", "/v1/phone_numbers", b).json()["data"] == []
     # A's resources are untouched.
     assert api.call("GET", f"/v1/sessions/{sess['id']}", a).json()["status"] == "created"
+
+
+def test_oversized_metadata_and_bodies_are_refused(api: ApiServer) -> None:
+    org = api.org()
+    big = {"metadata": {"notes": "x" * 9000}}
+    _assert_envelope(api.call("POST", "/v1/sessions", org, body=big), 400, "parameter_invalid", "metadata")
+    huge = b'{"metadata": {"notes": "' + b"x" * (2 * 1024 * 1024) + b'"}}'
+    resp = api.call("POST", "/v1/sessions", org, data=huge, headers={"Content-Type": "application/json"})
+    _assert_envelope(resp, 413, "request_too_large")
+    assert api.store.query_one("SELECT COUNT(*) FROM sessions")[0] == 0

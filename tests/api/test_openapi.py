@@ -51,6 +51,8 @@ def test_document_is_valid_openapi(api: ApiServer) -> None:
     assert len(ops) == 17
     # The request schemas are the models the server validates with.
     assert doc["components"]["schemas"]["SessionCreate"]["additionalProperties"] is False
+    ids = [op["operationId"] for item in doc["paths"].values() for op in item.values()]
+    assert len(ids) == len(set(ids)) == 17
 
 
 @pytest.mark.parametrize("mode", [schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE])
