@@ -25,7 +25,7 @@ from controller.fsconfig.validate import RenderValidationError, parse_tree
 # Profile settings that only take effect when the profile rebinds its sockets.
 RESTART_PARAMS = frozenset({
     "sip-ip", "rtp-ip", "ext-sip-ip", "ext-rtp-ip", "sip-port", "bind-params",
-    "enable-tls", "tls-only", "tls-sip-port", "tls-bind-params", "tls-cert-dir", "tls-version",
+    "tls", "tls-only", "tls-sip-port", "tls-bind-params", "tls-cert-dir", "tls-version",
     "tls-ciphers", "tls-passphrase", "tls-verify-policy",
 })
 _VAR_REF = re.compile(r"\$\$\{([A-Za-z0-9_]+)\}", re.ASCII)

@@ -66,7 +66,7 @@ def test_profile_binds_only_the_needed_transports(store: Store, settings: Settin
     (profile,) = parse(files["sip_profile.xml"].text).findall("profile")
     p = params(profile.find("settings"))  # type: ignore[arg-type]
     assert profile.get("name") == "kallglot"
-    assert p["enable-tls"] == "true" and p["tls-only"] == "true"
+    assert p["tls"] == "true" and p["tls-only"] == "true"
     assert p["tls-version"] == "tlsv1.2,tlsv1.3"
     assert p["tls-cert-dir"] == settings.tls_cert_dir
     assert p["auth-calls"] == "true" and p["inbound-late-negotiation"] == "true"
@@ -80,7 +80,7 @@ def test_profile_udp_only_and_provider_acl(store: Store, settings: Settings) -> 
     org = add_org(store, transports=["udp"])
     _cfg, files = render_validated(store, settings)
     p = params(parse(files["sip_profile.xml"].text).find("profile/settings"))  # type: ignore[arg-type]
-    assert p["bind-params"] == "transport=udp" and p["enable-tls"] == "false"
+    assert p["bind-params"] == "transport=udp" and p["tls"] == "false"
     add_connection(store, org, inbound=["192.0.2.0/24"])
     _cfg, files = render_validated(store, settings)
     p = params(parse(files["sip_profile.xml"].text).find("profile/settings"))  # type: ignore[arg-type]
@@ -152,3 +152,17 @@ def test_assembled_document_as_freeswitch_reads_it(store: Store, settings: Setti
     users = [u.get("id") for u in sections["directory"].iter("user")]
     assert users == ["o'k&co"]
     assert [c.get("name") for c in sections["dialplan"].findall("context")] == ["kallglot"]
+
+
+def test_freeswitch_double_reads_the_rendered_tree(store: Store, settings: Settings, conf_dir: Path) -> None:
+    config = pytest.importorskip("tests.fsdouble.config")
+    add_org(store, username="alice", transports=["tls", "udp"], allowlist=["198.51.100.0/24"])
+    FsConfigService(store, settings).render_live()
+    fs = config.load_config((conf_dir / "rendered").resolve())
+    profile = fs.profiles["kallglot"]
+    assert profile.transports() == {"udp": 5060, "tls": 5061}
+    user = fs.find_user(SIP_DOMAIN, "alice")
+    assert user is not None and user.params["a1-hash"] == a1("alice", "sip-pass-123")
+    assert fs.acl_allows(user.params["auth-acl"], "198.51.100.9")
+    assert not fs.acl_allows(user.params["auth-acl"], "203.0.113.9")
+    assert [e.name for e in fs.contexts["kallglot"]] == ["kallglot_session", "kallglot_not_found"]
