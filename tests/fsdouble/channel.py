@@ -135,6 +135,9 @@ class Channel:
     answered_us: int = 0
     progress_media_us: int = 0
     hangup_us: int = 0
+    codec: str = ""  # read/write codec once media is up (pre-answer or answer)
+    codec_rate: int = 0
+    codec_bitrate: int = 0
     sip_final: int | None = None
     sip_headers: dict[str, str] = field(default_factory=dict)
     played: list[Playback] = field(default_factory=list)
@@ -190,6 +193,11 @@ class Channel:
         ]
         if self.hangup_cause:
             items.append(("Hangup-Cause", self.hangup_cause))
+        if self.codec:
+            for side in ("Read", "Write"):
+                items += [(f"Channel-{side}-Codec-Name", self.codec),
+                          (f"Channel-{side}-Codec-Rate", str(self.codec_rate)),
+                          (f"Channel-{side}-Codec-Bit-Rate", str(self.codec_bitrate))]
         return items + self.caller_block("Caller-")
 
     def var_items(self) -> list[tuple[str, str]]:

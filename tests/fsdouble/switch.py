@@ -449,6 +449,9 @@ class FreeSwitchDouble:
     async def _app_worker(self, rt: _CallRuntime) -> None:
         while not rt.channel.hung_up:
             app = await rt.apps.get()
+            # Observed: an application starts ≈20 ms after its +OK (the socket app's loop), so
+            # replies to back-to-back sendmsg commands come before the first CHANNEL_EXECUTE.
+            await asyncio.sleep(0.02)
             await self._execute(rt, app)
             if app.done is not None and not app.done.done():
                 app.done.set_result("done")
@@ -616,15 +619,18 @@ class FreeSwitchDouble:
                 await self._hangup(rt, "INCOMPATIBLE_DESTINATION", running=app)
                 return
         elif name == "pre_answer":
-            await self._pre_answer(rt)
+            if not await self._pre_answer(rt):
+                await self._hangup(rt, "INCOMPATIBLE_DESTINATION", running=app)
+                return
         elif name == "respond":
             code_text = app.arg.split()[0] if app.arg.split() else ""
             if code_text.isdigit() and int(code_text) >= 300:
                 code = int(code_text)
                 await self._hangup(rt, sip_to_cause(code), running=app, sip_code=code)
                 return
-            if code_text in ("180", "183"):
-                await self._pre_answer(rt)
+            if code_text == "183" and not await self._pre_answer(rt):
+                await self._hangup(rt, "INCOMPATIBLE_DESTINATION", running=app)
+                return
         elif name == "hangup":
             await self._hangup(rt, app.arg.strip() or "NORMAL_CLEARING", running=app)
             return
@@ -660,41 +666,54 @@ class FreeSwitchDouble:
         order = [c for c in offer if c in ours] if generous else [c for c in ours if c in offer]
         return (order[0] if order else None), srtp
 
-    async def _pre_answer(self, rt: _CallRuntime) -> None:
+    def _media_up(self, rt: _CallRuntime) -> bool:
+        """Negotiate media (at pre-answer or answer, as with late negotiation); False = 488."""
         ch = rt.channel
-        if ch.progress_media_us or ch.answered:
-            return
-        ch.progress_media_us = int(time.time() * 1e6)
-        ch.answer_state = "early"
-        rt.outcome.early_media = True
-        await self._chan_event(ch, "CHANNEL_PROGRESS_MEDIA")
-
-    async def _answer(self, rt: _CallRuntime) -> bool:
-        ch = rt.channel
-        if ch.answered:
+        if ch.codec:
             return True
         codec, srtp = self._negotiate(rt)
         if codec is None:
             return False
         name = "opus" if codec == "OPUS" else codec
+        ch.codec, ch.codec_rate = name, CODEC_RATE[codec]
+        ch.codec_bitrate = 0 if codec == "OPUS" else 64000
         ch.variables.update({
             "rtp_use_codec_name": name, "rtp_use_codec_rate": str(CODEC_RATE[codec]),
             "rtp_use_codec_ptime": "20", "read_codec": name, "write_codec": name,
-            "endpoint_disposition": "ANSWER",
         })
         if srtp:
             ch.variables.update({"rtp_secure_audio_confirmed": "true",
                                  "rtp_has_crypto": "AES_CM_128_HMAC_SHA1_80",
                                  "rtp_secure_media_negotiated": "AES_CM_128_HMAC_SHA1_80"})
-        if not ch.progress_media_us:
-            ch.progress_media_us = int(time.time() * 1e6)
-            await self._chan_event(ch, "CHANNEL_PROGRESS_MEDIA")
-        ch.answered_us = int(time.time() * 1e6)
-        ch.answer_state = "answered"
-        ch.call_state = "ACTIVE"
         rt.outcome.codec = name
         rt.outcome.srtp = srtp
+        return True
+
+    async def _pre_answer(self, rt: _CallRuntime) -> bool:
+        """183 with media: CHANNEL_PROGRESS_MEDIA (call state RINGING, then EARLY)."""
+        ch = rt.channel
+        if ch.progress_media_us or ch.answered:
+            return True
+        if not self._media_up(rt):
+            return False
+        ch.progress_media_us = int(time.time() * 1e6)
+        ch.answer_state = "early"
+        rt.outcome.early_media = True
+        await self._chan_event(ch, "CHANNEL_PROGRESS_MEDIA")
+        ch.call_state = "EARLY"
+        return True
+
+    async def _answer(self, rt: _CallRuntime) -> bool:
+        ch = rt.channel
+        if ch.answered:
+            return True
+        if not await self._pre_answer(rt):
+            return False
+        ch.variables["endpoint_disposition"] = "ANSWER"
+        ch.answered_us = int(time.time() * 1e6)
+        ch.answer_state = "answered"
         await self._chan_event(ch, "CHANNEL_ANSWER")
+        ch.call_state = "ACTIVE"
         rt.outcome._set_final(200, "OK")
         return True
 
@@ -957,7 +976,9 @@ class FreeSwitchDouble:
             rt.stream = AudioStream(uuid=uid, url=url, mix=mix, rate=rate, metadata=metadata,
                                     temp_dir=self.temp_dir, fire=fire, source=self._source(rt),
                                     speed=rt.spec.audio_speed, buffer_ms=buffer_ms)
-            await self._pre_answer(rt)  # start pre-answers (183)
+            if not await self._pre_answer(rt):  # start pre-answers (183)
+                await self._hangup(rt, "INCOMPATIBLE_DESTINATION")
+                return "-ERR Operation Failed\n"
             rt.stream.start()
             return "+OK Success\n"
         stream = rt.stream
