@@ -239,3 +239,42 @@ def test_assistive_mode_speaks_only_to_the_customer(store: Store, hello_en) -> N
             await agent.close()
 
     asyncio.run(main())
+
+
+def test_metadata_timeout_closes_4408(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    import media_bridge.server as server
+
+    monkeypatch.setattr(server, "METADATA_TIMEOUT_S", 0.2)
+    session_id = make_session(store)
+
+    async def main() -> None:
+        async with running_bridge(store, PassthroughEngine(), CONFIG) as rb, aiohttp.ClientSession() as http:
+            ws = await http.ws_connect(f"{rb.url}/v1/media/{session_id}/leg_1")
+            await expect_close(ws, CloseCode.METADATA_TIMEOUT, "no metadata")
+
+    asyncio.run(main())
+
+
+def test_session_ended_while_streaming_closes_4410(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    import media_bridge.server as server
+
+    monkeypatch.setattr(server, "MARK_AUDIO_EVERY_S", 0.05)
+    session_id = make_session(store)
+
+    async def main() -> None:
+        async with running_bridge(store, PassthroughEngine(), CONFIG) as rb, aiohttp.ClientSession() as http:
+            ws = await connect_leg(http, rb.url, session_id, "leg_c", "customer")
+            await send_audio(ws, silence(0.2))
+            await wait_for(
+                lambda: (
+                    store.query_one("SELECT status FROM sessions WHERE id = ?", (session_id,))["status"]
+                    == "active"
+                ),
+                timeout=5,
+            )
+            store.conn.execute("UPDATE sessions SET status = 'ended' WHERE id = ?", (session_id,))
+            await asyncio.sleep(0.1)
+            await send_audio(ws, silence(0.2))
+            await expect_close(ws, CloseCode.SESSION_ENDED, "has ended")
+
+    asyncio.run(main())
