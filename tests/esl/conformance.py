@@ -4,9 +4,11 @@ FreeSWITCH's: same framing, content types, event names, header names in the same
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,66 +63,37 @@ class Run:
     uuid: str = ""
 
 
-def drive_outbound(name: str, fs_factory: Any, call: dict[str, Any], ws_port: int | None = None) -> Run:
-    """Accept the double's outbound connection and replay ``name``'s client side against it."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(1)
-    listener.settimeout(10)
-    port = listener.getsockname()[1]
-    fs: FreeSwitchDouble = fs_factory(f"127.0.0.1:{port}")
-    run = Run()
-    box: dict[str, CallOutcome] = {}
-    caller = threading.Thread(target=lambda: box.setdefault("o", fs.place_call(**call)), daemon=True)
-    caller.start()
-    conn, _ = listener.accept()
-    listener.close()
+Hook = Callable[[], None]
+
+
+def _exchange(conn: socket.socket, groups: list[Group], run: Run, *, ws_port: int | None = None,
+              hooks: dict[int, Hook] | None = None) -> None:
+    """Send each group's command (uuids, ::play paths and the ws port rewritten to the double's),
+    then collect as many frames as FreeSWITCH sent after it (5 s at most)."""
     conn.settimeout(0.05)
     parser = FrameParser()
     pending: list[Frame] = []
     fixture_uuid = ""
     play_files: dict[str, str] = {}
-    try:
-        for group in groups_of(name):
-            if group.command is not None:
-                text = group.command.decode()
-                for old, new in play_files.items():
-                    text = text.replace(old, new)
-                if fixture_uuid and run.uuid:
-                    text = text.replace(fixture_uuid, run.uuid)
-                if ws_port is not None:
-                    text = text.replace("127.0.0.1:8765", f"127.0.0.1:{ws_port}").replace(
-                        "127.0.0.1:8766", f"127.0.0.1:{ws_port}")
-                conn.sendall(text.encode())
-            deadline = time.monotonic() + 5
-            got: list[Frame] = []
-            while len(got) < len(group.frames) and time.monotonic() < deadline:
-                while pending and len(got) < len(group.frames):
-                    got.append(pending.pop(0))
-                if len(got) >= len(group.frames):
-                    break
-                try:
-                    data = conn.recv(65536)
-                except TimeoutError:
-                    continue
-                if not data:
-                    break
-                pending += [f for f in parser.feed(data) if _keep(f)]
-            for i, expected in enumerate(group.frames):
-                actual = got[i] if i < len(got) else None
-                run.pairs.append((expected, actual))
-                if actual is None:
-                    continue
-                if "Unique-ID" in expected.headers and not fixture_uuid and expected.content_type != EVENT_PLAIN:
-                    fixture_uuid = expected.decoded_headers()["Unique-ID"]
-                    run.uuid = actual.decoded_headers()["Unique-ID"]
-                if expected.content_type == EVENT_PLAIN == actual.content_type:
-                    ev, av = Event.from_frame(expected), Event.from_frame(actual)
-                    if ev.key == "mod_audio_stream::play" and av.key == ev.key:
-                        play_files[ev.json()["file"]] = av.json()["file"]
-        # Whatever else arrives before the close.
-        end = time.monotonic() + 1
-        while time.monotonic() < end:
+    for index, group in enumerate(groups):
+        if hooks and index in hooks:
+            hooks[index]()
+        if group.command is not None:
+            text = group.command.decode()
+            for old, new in play_files.items():
+                text = text.replace(old, new)
+            if fixture_uuid and run.uuid:
+                text = text.replace(fixture_uuid, run.uuid)
+            if ws_port is not None:
+                text = re.sub(r"ws://127\.0\.0\.1:\d+/", f"ws://127.0.0.1:{ws_port}/", text)
+            conn.sendall(text.encode())
+        deadline = time.monotonic() + 5
+        got: list[Frame] = []
+        while len(got) < len(group.frames) and time.monotonic() < deadline:
+            while pending and len(got) < len(group.frames):
+                got.append(pending.pop(0))
+            if len(got) >= len(group.frames):
+                break
             try:
                 data = conn.recv(65536)
             except TimeoutError:
@@ -128,12 +101,67 @@ def drive_outbound(name: str, fs_factory: Any, call: dict[str, Any], ws_port: in
             if not data:
                 break
             pending += [f for f in parser.feed(data) if _keep(f)]
-        run.extra = pending
+        for i, expected in enumerate(group.frames):
+            actual = got[i] if i < len(got) else None
+            run.pairs.append((expected, actual))
+            if actual is None:
+                continue
+            if "Unique-ID" in expected.headers and not fixture_uuid and expected.content_type != EVENT_PLAIN:
+                fixture_uuid = expected.decoded_headers()["Unique-ID"]
+                run.uuid = actual.decoded_headers()["Unique-ID"]
+            if expected.content_type == EVENT_PLAIN == actual.content_type:
+                ev, av = Event.from_frame(expected), Event.from_frame(actual)
+                if ev.key == "mod_audio_stream::play" and av.key == ev.key:
+                    play_files[ev.json()["file"]] = av.json()["file"]
+    end = time.monotonic() + 1  # whatever else arrives before the close
+    while time.monotonic() < end:
+        try:
+            data = conn.recv(65536)
+        except TimeoutError:
+            continue
+        except OSError:
+            break
+        if not data:
+            break
+        pending += [f for f in parser.feed(data) if _keep(f)]
+    run.extra = pending
+
+
+def drive_outbound(name: str, fs_factory: Callable[[str], FreeSwitchDouble], call: dict[str, Any],
+                   ws_port: int | None = None) -> Run:
+    """Accept the double's outbound connection and replay ``name``'s client side against it."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(10)
+    port = listener.getsockname()[1]
+    fs = fs_factory(f"127.0.0.1:{port}")
+    run = Run()
+    box: dict[str, CallOutcome] = {}
+    caller = threading.Thread(target=lambda: box.setdefault("o", fs.place_call(**call)), daemon=True)
+    caller.start()
+    try:
+        conn, _ = listener.accept()
+        listener.close()
+        try:
+            _exchange(conn, groups_of(name), run, ws_port=ws_port)
+        finally:
+            conn.close()
     finally:
-        conn.close()
         caller.join(10)
         run.outcome = box.get("o")
         fs.stop()
+    return run
+
+
+def drive_inbound(name: str, fs: FreeSwitchDouble, hooks: dict[int, Hook] | None = None) -> Run:
+    """Connect to the double's ESL port and replay ``name``'s client side (an inbound client)."""
+    run = Run()
+    conn = socket.create_connection(("127.0.0.1", fs.esl_port), timeout=5)
+    try:
+        _exchange(conn, groups_of(name), run, hooks=hooks)
+    finally:
+        conn.close()
     return run
 
 
@@ -181,16 +209,25 @@ def compare(run: Run, *, uuid_pair: tuple[str, str] | None = None) -> list[str]:
                     problems.append(f"#{i} {describe(exp)}: {key} {av.get(key)!r} != {ev.get(key)!r}")
         elif exp.content_type == "api/response":
             eb, ab = exp.body_text(), act.body_text()
-            if eb != ab and not eb.startswith("UP "):
+            if eb.startswith('{"row_count":') and ab.startswith('{"row_count":'):
+                if _rows_shape(eb) != _rows_shape(ab) or ('"rows"' not in eb and eb != ab):
+                    problems.append(f"#{i}: show calls {ab[:80]!r} != {eb[:80]!r}")
+            elif eb != ab and not eb.startswith("UP ") and "====" not in eb:
                 problems.append(f"#{i}: api body {ab!r} != {eb!r}")
         elif exp.content_type == "command/reply":
             if header_names(exp) != header_names(act):
-                problems.append(f"#{i} {describe(exp)}: headers {_diff(header_names(exp), header_names(act))}")
+                diff = _diff(header_names(exp), header_names(act))
+                problems.append(f"#{i} {describe(exp)}: headers {diff}")
             if not exp.reply_text.startswith("+OK Job-UUID") and exp.reply_text != act.reply_text:
                 problems.append(f"#{i}: reply {act.reply_text!r} != {exp.reply_text!r}")
         elif header_names(exp) != header_names(act) or exp.body != act.body:
             problems.append(f"#{i} {describe(exp)}: {act.items} / {act.body!r}")
     return problems
+
+
+def _rows_shape(body: str) -> tuple[int, list[list[str]]]:
+    data = json.loads(body)
+    return data["row_count"], [list(row) for row in data.get("rows", [])]
 
 
 def _diff(a: list[str], b: list[str]) -> str:

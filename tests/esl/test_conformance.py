@@ -17,7 +17,7 @@ def conf(tmp_path: Path) -> Path:
     return write_sample_conf(tmp_path / "conf")
 
 
-def factory(conf: Path, tmp_path: Path):  # noqa: ANN201
+def factory(conf: Path, tmp_path: Path):
     return lambda addr: FreeSwitchDouble(conf, controller_addr=addr, temp_dir=tmp_path).start()
 
 

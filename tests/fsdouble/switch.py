@@ -102,6 +102,8 @@ class FreeSwitchDouble:
         self._server: asyncio.base_events.Server | None = None
         self.esl_port = 0
         self._session_counter = 0
+        # `show calls` lists a channel only this long after its creation (observed ≈200 ms).
+        self.show_calls_lag = SHOW_CALLS_LAG_S
 
     # ------------------------------------------------------------------ life cycle
     def start(self) -> FreeSwitchDouble:
@@ -186,6 +188,10 @@ class FreeSwitchDouble:
         """Hang a channel up from the far end (the caller's BYE)."""
         rt = self._runtime[uuid]
         self._call(self._remote_hangup(rt, cause))
+
+    def set_profile_uptime(self, seconds: float) -> None:
+        """Pretend the sofia profile started ``seconds`` ago (the 10-second restart rule)."""
+        self._profile_started = time.monotonic() - seconds
 
     def reload_config(self) -> None:
         """Re-read the whole conf dir including bindings (what a FreeSWITCH restart does)."""
@@ -912,7 +918,7 @@ class FreeSwitchDouble:
     def _show_calls(self) -> str:
         now = time.monotonic()
         rows = [c.show_calls_row() for c in self.calls.values()
-                if not c.hung_up and now - c.created_at >= SHOW_CALLS_LAG_S]
+                if not c.hung_up and now - c.created_at >= self.show_calls_lag]
         if not rows:
             return '{"row_count": 0}\n'
         return json.dumps({"row_count": len(rows), "rows": rows}, separators=(",", ":")) + "\n"
