@@ -47,7 +47,8 @@ def test_api_bgapi_and_show_calls_during_a_call(tmp_path: Path) -> None:
     ctl = MiniController(handle)
     box: dict[str, Any] = {}
     try:
-        with FreeSwitchDouble(write_sample_conf(tmp_path / "conf"), controller_addr=f"127.0.0.1:{ctl.port}") as fs:
+        conf = write_sample_conf(tmp_path / "conf")
+        with FreeSwitchDouble(conf, controller_addr=f"127.0.0.1:{ctl.port}") as fs:
             def call_starts() -> None:
                 fs.show_calls_lag = 3600  # "still 0 rows right after connect"
                 box["out"] = fs.place_call("sess_01HFIXTURE0001", user=USER, password=PASSWORD)
