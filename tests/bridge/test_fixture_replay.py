@@ -58,7 +58,8 @@ def make_fixture_session(store: Store, session_id: str) -> None:
         conn.execute(
             "INSERT INTO sessions (id, org_id, mode, source_language, target_language, region, provider,"
             " status, created_at, updated_at)"
-            " VALUES (?, 'org_fixture', 'bidirectional_translation', 'en', 'es', 'eu', 'sip', 'connecting', ?, ?)",
+            " VALUES (?, 'org_fixture', 'bidirectional_translation', 'en', 'es', 'eu', 'sip',"
+            " 'connecting', ?, ?)",
             (session_id, now, now),
         )
 
