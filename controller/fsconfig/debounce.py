@@ -1,9 +1,14 @@
-"""Coalesces bursts of settings changes into one render + reload, run in a worker thread."""
+"""Coalesces bursts of settings changes into one render + reload, run in one worker thread.
+
+One long-lived thread (not a thread per change) so that the ESL client's per-thread gevent hub
+is created once and reused.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 log = logging.getLogger(__name__)
@@ -18,49 +23,52 @@ class Debouncer:
     def __init__(self, action: Callable[[], object], delay: float = DEFAULT_DELAY_S) -> None:
         self.action = action
         self.delay = delay
-        self._lock = threading.Lock()
-        self._timer: threading.Timer | None = None
-        self._running = False
-        self._dirty = False
+        self._cond = threading.Condition()
+        self._due: float | None = None
         self._closed = False
+        self._thread: threading.Thread | None = None
         self.runs = 0
 
     def notify(self, *_: object) -> None:
-        with self._lock:
+        with self._cond:
             if self._closed:
                 return
-            if self._running:
-                self._dirty = True
-            elif self._timer is None:
-                self._schedule()
+            if self._due is None:
+                self._due = time.monotonic() + self.delay
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="fsconfig-reload", daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
 
-    def _schedule(self) -> None:
-        timer = threading.Timer(self.delay, self._fire)
-        timer.daemon = True
-        self._timer = timer
-        timer.start()
-
-    def _fire(self) -> None:
-        with self._lock:
-            self._timer = None
-            if self._closed:
-                return
-            self._running = True
-        try:
-            self.action()
-        except Exception:
-            log.exception("debounced config reload failed")
-        finally:
-            with self._lock:
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._closed and (self._due is None or time.monotonic() < self._due):
+                    timeout = None if self._due is None else max(self._due - time.monotonic(), 0.0)
+                    self._cond.wait(timeout)
+                if self._closed:
+                    return
+                self._due = None
+            try:
+                self.action()
+            except Exception:
+                log.exception("debounced config reload failed")
+            with self._cond:
                 self.runs += 1
-                self._running = False
-                if self._dirty and not self._closed:
-                    self._dirty = False
-                    self._schedule()
+                self._cond.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until no run is due (for shutdown and tests); True if idle in time."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._due is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+        return True
 
     def close(self) -> None:
-        with self._lock:
+        with self._cond:
             self._closed = True
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
+            self._cond.notify_all()

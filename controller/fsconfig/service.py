@@ -149,8 +149,9 @@ class FsConfigService:
         Before the first render FreeSWITCH cannot have loaded anything else, so that generation
         is recorded as applied (the container start-up path); later ones are left for reload.
         """
-        cfg, files = render_validated(self.store, self.settings)
         with self.tree.locked():
+            # Read the store under the lock: a slower concurrent render must not apply older data.
+            cfg, files = render_validated(self.store, self.settings)
             previous = self.tree.current()
             generation = self.tree.stage(files)
             self.tree.point_to(generation)
@@ -161,8 +162,8 @@ class FsConfigService:
         return render_summary(cfg, files) | {"out": str(self.tree.link), "applied": bootstrap}
 
     def reload(self) -> ReloadOutcome:
-        _cfg, files = render_validated(self.store, self.settings)
         with self.tree.locked():
+            _cfg, files = render_validated(self.store, self.settings)
             previous = self.tree.current()
             base = applied_generation(self.tree) or previous
             plan = plan_reload(snapshot(read_files(base) if base else {}), snapshot(files))

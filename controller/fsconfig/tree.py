@@ -69,7 +69,8 @@ class LiveTree:
     """The ``rendered`` link inside a FreeSWITCH conf dir and its generations."""
 
     def __init__(self, conf_dir: Path) -> None:
-        self.conf_dir = Path(conf_dir)
+        # Resolved once, so generation paths compare equal however the dir was named.
+        self.conf_dir = Path(conf_dir).resolve()
         self.link = self.conf_dir / LINK_NAME
 
     @contextmanager
