@@ -204,3 +204,68 @@ def test_two_leg_session_streams_each_leg_and_plays_bridge_audio_on_the_right_le
         wait_until(lambda: live_leg_count(store) == 0, "legs ended")
     finally:
         bridge.stop()
+
+
+def test_barge_in_stops_playback_and_drops_the_queue(tmp_path: Path, store_db: tuple[Store, Path],
+                                                     stacks: list[CallStack]) -> None:
+    store, _ = store_db
+    org = make_org(store)
+    user = set_sip_password(store, org, PASSWORD)
+    sid = make_session(store, org)
+    bridge = TestBridge()
+    try:
+        stack = _start(tmp_path, store_db, stacks, bridge_url=bridge.url)
+        call = stack.call(sid, user, PASSWORD)
+        assert call.code == 200
+        leg_id = store.query("SELECT id FROM call_legs")[0]["id"]
+        wait_until(lambda: leg_id in bridge.legs and bridge.legs[leg_id].ws is not None, "stream up")
+        long_speech = b"\x10\x00" * 16000 * 5  # 5 s
+        for _ in range(3):
+            bridge.send_audio(leg_id, long_speech)
+        wait_until(lambda: len(stack.fs.played_audio(call.uuid)) == 1, "first file playing")
+        bridge.send_text(leg_id, '{"type":"kallglot.barge_in"}')
+        wait_until(lambda: stack.fs.played_audio(call.uuid)[0].ended is not None, "playback broken")
+        played = stack.fs.played_audio(call.uuid)
+        assert played[0].interrupted
+        time.sleep(0.3)
+        assert len(stack.fs.played_audio(call.uuid)) == 1  # the queued two were dropped
+        call.hangup()
+    finally:
+        bridge.stop()
+
+
+def test_refused_bridge_keeps_the_call_up_with_bounded_retries(tmp_path: Path, store_db: tuple[Store, Path],
+                                                               stacks: list[CallStack]) -> None:
+    store, _ = store_db
+    org = make_org(store)
+    user = set_sip_password(store, org, PASSWORD)
+    stack = _start(tmp_path, store_db, stacks, extra_env={"KALLGLOT_STREAM_RETRIES": "2"})
+    call = stack.call(make_session(store, org), user, PASSWORD)
+    assert call.code == 200
+    wait_until(lambda: len(stack.controller.json_logs("stream_failed")) == 3, "three failed attempts")
+    time.sleep(0.5)
+    failures = stack.controller.json_logs("stream_failed")
+    assert [f["retrying"] for f in failures] == [True, True, False]
+    starts = [line for line in stack.fs.api_log if line.startswith(f"uuid_audio_stream {call.uuid} start")]
+    assert len(starts) == 3
+    assert not call.ended and live_leg_count(store) == 1
+    call.hangup()
+    wait_until(lambda: live_leg_count(store) == 0, "leg ended")
+
+
+def test_provider_call_to_a_managed_number_joins_its_session(tmp_path: Path, store_db: tuple[Store, Path],
+                                                             stacks: list[CallStack]) -> None:
+    from tests.calls.factories import make_number
+
+    store, _ = store_db
+    org = make_org(store)
+    set_sip_password(store, org, PASSWORD)
+    cid = make_number(store, org, "+4930123456", ["127.0.0.1/32"])
+    sid = make_session(store, org, phone_number="+4930123456", connection_id=cid)
+    stack = _start(tmp_path, store_db, stacks)
+    call = stack.fs.place_call("+4930123456", source_ip="127.0.0.1", domain="127.0.0.1")
+    assert call.code == 200, call
+    row = store.query_one("SELECT session_id, role FROM call_legs WHERE call_uuid = ?", (call.uuid,))
+    assert row is not None and row["session_id"] == sid and row["role"] == "customer"
+    call.hangup()
+    wait_until(lambda: live_leg_count(store) == 0, "leg ended")
