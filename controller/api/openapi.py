@@ -73,21 +73,25 @@ def build_openapi(sip_domain: str) -> dict[str, Any]:
             o["requestBody"] = {"required": body_required, "content": _json(c.ref(body))}
         return o
 
-    list_params = [
-        {
-            "name": "limit",
-            "in": "query",
-            "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
-        },
-        {"name": "starting_after", "in": "query", "schema": {"type": "string"}},
-        {"name": "status", "in": "query", "schema": {"type": "string", "enum": list(STATUSES)}},
-    ]
+    def list_params(statuses: tuple[str, ...]) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": "limit",
+                "in": "query",
+                "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+            },
+            {"name": "starting_after", "in": "query", "schema": {"type": "string"}},
+            {"name": "status", "in": "query", "schema": {"type": "string", "enum": list(statuses)}},
+        ]
+
     paths: dict[str, Any] = {
         "/v1/sessions": {
             "post": op(
                 "Create a session", "201", schemas.Session, SessionCreate, [idem], body_required=False
             ),
-            "get": op("List sessions (newest first)", "200", schemas.SessionList, params=list_params),
+            "get": op(
+                "List sessions (newest first)", "200", schemas.SessionList, params=list_params(STATUSES)
+            ),
         },
         "/v1/sessions/{id}": {"get": op("Retrieve a session", "200", schemas.Session, params=[id_param])},
         "/v1/sessions/{id}/end": {
@@ -98,7 +102,9 @@ def build_openapi(sip_domain: str) -> dict[str, Any]:
         },
         "/v1/connections": {
             "post": op("Create a provider connection", "201", schemas.Connection, ConnectionCreate, [idem]),
-            "get": op("List connections", "200", schemas.ConnectionList),
+            "get": op(
+                "List connections", "200", schemas.ConnectionList, params=list_params(("active", "disabled"))
+            ),
         },
         "/v1/connections/{id}": {
             "get": op("Retrieve a connection", "200", schemas.Connection, params=[id_param]),
@@ -114,7 +120,9 @@ def build_openapi(sip_domain: str) -> dict[str, Any]:
         },
         "/v1/phone_numbers": {
             "post": op("Add a managed number", "201", schemas.PhoneNumber, PhoneNumberCreate, [idem]),
-            "get": op("List numbers", "200", schemas.PhoneNumberList),
+            "get": op(
+                "List numbers", "200", schemas.PhoneNumberList, params=list_params(("active", "released"))
+            ),
         },
         "/v1/phone_numbers/{id}": {
             "get": op("Retrieve a number", "200", schemas.PhoneNumber, params=[id_param]),

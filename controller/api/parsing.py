@@ -9,6 +9,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from controller.domain.errors import DomainError, from_validation_error
+from controller.domain.pagination import DEFAULT_LIMIT, MAX_LIMIT, PageRequest
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -54,3 +55,9 @@ def query_choice(request: web.Request, name: str, choices: tuple[str, ...]) -> s
     if raw not in choices:
         raise DomainError(400, "parameter_invalid", f"{name} must be one of {', '.join(choices)}", param=name)
     return raw
+
+
+def page_request(request: web.Request) -> PageRequest:
+    """``limit`` (1–100, default 20) and ``starting_after`` of a list endpoint."""
+    limit = query_int(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    return PageRequest(limit=limit, starting_after=request.query.get("starting_after"))

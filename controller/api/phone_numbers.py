@@ -6,7 +6,7 @@ from aiohttp import web
 
 from controller.api.context import in_thread, json_list, notify_settings_changed, org_id
 from controller.api.envelope import json_response
-from controller.api.parsing import parse_body
+from controller.api.parsing import page_request, parse_body, query_choice
 from controller.appkeys import STORE_KEY
 from controller.domain import phone_numbers
 from controller.domain.requests import PhoneNumberCreate, PhoneNumberUpdate
@@ -25,8 +25,12 @@ async def create(request: web.Request) -> web.Response:
 
 @routes.get("/v1/phone_numbers")
 async def list_(request: web.Request) -> web.Response:
-    items = await in_thread(phone_numbers.list_phone_numbers, request.app[STORE_KEY], org_id(request))
-    return json_list([n.to_json() for n in items])
+    page = page_request(request)
+    status = query_choice(request, "status", ("active", "released"))
+    items, has_more = await in_thread(
+        phone_numbers.list_phone_numbers, request.app[STORE_KEY], org_id(request), page=page, status=status
+    )
+    return json_list([n.to_json() for n in items], has_more)
 
 
 @routes.get("/v1/phone_numbers/{id}")

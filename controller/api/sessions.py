@@ -10,7 +10,7 @@ from aiohttp import web
 
 from controller.api.context import in_thread, json_list, org_id
 from controller.api.envelope import json_response
-from controller.api.parsing import parse_body, query_choice, query_int
+from controller.api.parsing import page_request, parse_body, query_choice
 from controller.appkeys import CALL_CONTROL_KEY, SETTINGS_KEY, STORE_KEY
 from controller.domain import sessions, transcripts
 from controller.domain.requests import SessionCreate
@@ -29,19 +29,13 @@ async def create(request: web.Request) -> web.Response:
 
 @routes.get("/v1/sessions")
 async def list_(request: web.Request) -> web.Response:
-    limit = query_int(request, "limit", 20, 1, 100)
+    page = page_request(request)
     status = query_choice(request, "status", sessions.STATUSES)
-    starting_after = request.query.get("starting_after")
-    page, has_more = await in_thread(
-        sessions.list_sessions,
-        request.app[STORE_KEY],
-        org_id(request),
-        limit=limit,
-        starting_after=starting_after,
-        status=status,
+    items, has_more = await in_thread(
+        sessions.list_sessions, request.app[STORE_KEY], org_id(request), page=page, status=status
     )
     domain = request.app[SETTINGS_KEY].sip_domain
-    return json_list([s.to_json(domain) for s in page], has_more)
+    return json_list([s.to_json(domain) for s in items], has_more)
 
 
 @routes.get("/v1/sessions/{id}")

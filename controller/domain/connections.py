@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from controller.domain.errors import DomainError, NotFound, from_validation_error
+from controller.domain.pagination import PageRequest, keyset_page
 from controller.domain.requests import (
     ConnectionCreate,
     ConnectionUpdate,
@@ -149,12 +150,25 @@ def get_connection(store: Store, org_id: str, connection_id: str) -> Connection:
         return _require(store.conn, org_id, connection_id)
 
 
-def list_connections(store: Store, org_id: str) -> list[Connection]:
-    rows = store.query(
-        "SELECT * FROM connections WHERE org_id = ? AND status != 'deleted' ORDER BY created_at, id",
-        (org_id,),
+def list_connections(
+    store: Store, org_id: str, *, page: PageRequest | None = None, status: str | None = None
+) -> tuple[list[Connection], bool]:
+    """Newest first, deleted ones never; returns (page, has_more)."""
+    where, params = ["c.org_id = ?", "c.status != 'deleted'"], [org_id]
+    if status is not None:
+        where.append("c.status = ?")
+        params.append(status)
+    rows, has_more = keyset_page(
+        store,
+        select="SELECT c.* FROM connections c",
+        alias="c",
+        table="connections",
+        org_id=org_id,
+        where=where,
+        params=params,
+        page=page or PageRequest(),
     )
-    return [_from_row(r) for r in rows]
+    return [_from_row(r) for r in rows], has_more
 
 
 def _active_numbers_using(conn: sqlite3.Connection, connection_id: str) -> int:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from controller.domain.connections import load_connection
 from controller.domain.errors import DomainError, NotFound
+from controller.domain.pagination import PageRequest, keyset_page
 from controller.domain.requests import PhoneNumberCreate, PhoneNumberUpdate
 from controller.domain.timeutil import iso, now
 from controller.ids import new_id
@@ -106,9 +107,25 @@ def get_phone_number(store: Store, org_id: str, number_id: str) -> PhoneNumber:
         return _require(store.conn, org_id, number_id)
 
 
-def list_phone_numbers(store: Store, org_id: str) -> list[PhoneNumber]:
-    rows = store.query(f"{_SELECT} WHERE pn.org_id = ? ORDER BY pn.created_at, pn.id", (org_id,))
-    return [_from_row(r) for r in rows]
+def list_phone_numbers(
+    store: Store, org_id: str, *, page: PageRequest | None = None, status: str | None = None
+) -> tuple[list[PhoneNumber], bool]:
+    """Newest first; returns (page, has_more)."""
+    where, params = ["pn.org_id = ?"], [org_id]
+    if status is not None:
+        where.append("pn.status = ?")
+        params.append(status)
+    rows, has_more = keyset_page(
+        store,
+        select=_SELECT,
+        alias="pn",
+        table="phone_numbers",
+        org_id=org_id,
+        where=where,
+        params=params,
+        page=page or PageRequest(),
+    )
+    return [_from_row(r) for r in rows], has_more
 
 
 def update_phone_number(store: Store, org_id: str, number_id: str, patch: PhoneNumberUpdate) -> PhoneNumber:

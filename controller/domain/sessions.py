@@ -15,6 +15,7 @@ from typing import Any
 
 from controller.domain.errors import DomainError, NotFound
 from controller.domain.languages import AUTO
+from controller.domain.pagination import PageRequest, keyset_page
 from controller.domain.requests import SessionCreate
 from controller.domain.timeutil import iso, now
 from controller.ids import new_id
@@ -235,34 +236,24 @@ def get_session(store: Store, org_id: str, session_id: str) -> SessionRecord:
 
 
 def list_sessions(
-    store: Store,
-    org_id: str,
-    *,
-    limit: int = 20,
-    starting_after: str | None = None,
-    status: str | None = None,
+    store: Store, org_id: str, *, page: PageRequest | None = None, status: str | None = None
 ) -> tuple[list[SessionRecord], bool]:
-    """Newest first; ``starting_after`` is the last id of the previous page. Returns (page, has_more)."""
-    where = ["s.org_id = ?"]
-    params: list[object] = [org_id]
-    if starting_after is not None:
-        anchor = store.query_one(
-            "SELECT created_at, id FROM sessions WHERE id = ? AND org_id = ?", (starting_after, org_id)
-        )
-        if anchor is None:
-            raise DomainError(
-                400, "resource_missing", f"No such session: {starting_after!r}", param="starting_after"
-            )
-        where.append("(s.created_at < ? OR (s.created_at = ? AND s.id < ?))")
-        params += [anchor["created_at"], anchor["created_at"], anchor["id"]]
+    """Newest first; returns (page, has_more)."""
+    where, params = ["s.org_id = ?"], [org_id]
     if status is not None:
         where.append("s.status = ?")
         params.append(status)
-    rows = store.query(
-        f"{_SELECT} WHERE {' AND '.join(where)} ORDER BY s.created_at DESC, s.id DESC LIMIT ?",
-        (*params, limit + 1),
+    rows, has_more = keyset_page(
+        store,
+        select=_SELECT,
+        alias="s",
+        table="sessions",
+        org_id=org_id,
+        where=where,
+        params=params,
+        page=page or PageRequest(),
     )
-    return [_from_row(r) for r in rows[:limit]], len(rows) > limit
+    return [_from_row(r) for r in rows], has_more
 
 
 # ------------------------------------------------------------------------------------ end

@@ -309,3 +309,39 @@ def test_listeners_hear_every_telephony_change(api: ApiServer) -> None:
     api.call("PATCH", "/v1/sip", org, body={"max_concurrent_calls": 0})
     api.call("GET", "/v1/sip", org)
     assert len(api.notified) == 7
+
+
+def test_numbers_and_connections_paginate_like_sessions(api: ApiServer) -> None:
+    org = api.org()
+    cons = [_twilio(api, org).json()["id"] for _ in range(3)]
+    _twilio(api, org, status="disabled")
+    nums = []
+    for i in range(5):
+        body = {"number": f"+1415555020{i}", "connection_id": cons[0]}
+        nums.append(api.call("POST", "/v1/phone_numbers", org, body=body).json()["id"])
+    api.call("PATCH", f"/v1/phone_numbers/{nums[1]}", org, body={"status": "released"})
+
+    def walk(path: str) -> list[str]:
+        seen, cursor = [], None
+        while True:
+            page = api.call(
+                "GET",
+                f"{path}{'&' if '?' in path else '?'}limit=2"
+                + (f"&starting_after={cursor}" if cursor else ""),
+                org,
+            ).json()
+            seen += [item["id"] for item in page["data"]]
+            if not page["has_more"]:
+                return seen
+            cursor = page["data"][-1]["id"]
+
+    assert walk("/v1/phone_numbers") == list(reversed(nums))
+    assert walk("/v1/phone_numbers?status=active") == [n for n in reversed(nums) if n != nums[1]]
+    assert walk("/v1/connections?status=active") == list(reversed(cons))
+    assert len(walk("/v1/connections")) == 4
+    for path in (
+        "/v1/phone_numbers?limit=0",
+        "/v1/connections?status=deleted",
+        "/v1/connections?starting_after=pcon_x",
+    ):
+        assert api.call("GET", path, org).status_code == 400, path
