@@ -53,6 +53,7 @@ class BridgeConfig:
     vad_silence_ms: int = 600
     vad_min_speech_ms: int = 200
     vad_max_utterance_ms: int = 15000
+    vad_energy_floor_dbfs: int = -55
     leg_queue_frames: int = 500
     session_queue_utterances: int = 8
 
@@ -80,6 +81,7 @@ class BridgeConfig:
             vad_silence_ms=_int(env, "KALLGLOT_VAD_SILENCE_MS", 600, 100, 5000),
             vad_min_speech_ms=_int(env, "KALLGLOT_VAD_MIN_SPEECH_MS", 200, 20, 5000),
             vad_max_utterance_ms=_int(env, "KALLGLOT_VAD_MAX_UTTERANCE_MS", 15000, 1000, 60000),
+            vad_energy_floor_dbfs=_int(env, "KALLGLOT_VAD_ENERGY_FLOOR_DBFS", -55, -120, 0),
             leg_queue_frames=_int(env, "KALLGLOT_LEG_QUEUE_FRAMES", 500, 10, 100000),
             session_queue_utterances=_int(env, "KALLGLOT_SESSION_QUEUE_UTTERANCES", 8, 1, 1000),
         )

@@ -18,6 +18,7 @@ from media_bridge.audio import frame_bytes
 from media_bridge.config import BridgeConfig, BridgeConfigError
 from media_bridge.engines import build_engine
 from media_bridge.engines.base import Engine
+from media_bridge.engines.model_files import ModelError
 from media_bridge.engines.runner import EngineRunner
 from media_bridge.metrics import BridgeMetrics
 from media_bridge.records import load_session, mark_audio
@@ -144,6 +145,7 @@ async def _serve_leg(bridge: Bridge, ws: web.WebSocketResponse, session_id: str,
             cfg.vad_silence_ms,
             cfg.vad_min_speech_ms,
             cfg.vad_max_utterance_ms,
+            cfg.vad_energy_floor_dbfs,
         ),
         max_frames=cfg.leg_queue_frames,
         metrics=bridge.metrics,
@@ -245,8 +247,12 @@ def cli_run(args: argparse.Namespace, settings: Settings) -> int:
     except BridgeConfigError as exc:
         log.error("%s", exc)
         return 2
+    try:
+        engine = build_engine(config)
+    except ModelError as exc:
+        log.error("%s", exc)
+        return 2
     store = open_store(settings.db_path)
-    engine = build_engine(config)
     app = create_app(settings, store, engine, config)
     web.run_app(app, host=settings.bridge_host, port=settings.bridge_port, print=None)
     store.close()

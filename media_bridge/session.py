@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from controller.store import Store
-from media_bridge.audio import frame_bytes
+from media_bridge.audio import frame_bytes, resample
 from media_bridge.config import BridgeConfig
 from media_bridge.engines.base import EngineError, SpeechChunk, Transcript, Translation, UtteranceRequest
 from media_bridge.engines.runner import EngineRunner
@@ -272,7 +272,10 @@ class BridgeSession:
         listener = self.legs.get(listener_role)
         if listener is None or listener.barge_epoch != epoch or listener.ws.closed:
             return False  # hung up, reconnected at another epoch, or barged in: drop stale speech
-        message = stream_audio_message(chunk.samples, chunk.sample_rate)
+        samples = resample(
+            chunk.samples, chunk.sample_rate, listener.sample_rate
+        )  # rate changed on reconnect
+        message = stream_audio_message(samples, listener.sample_rate)
         try:
             await listener.ws.send_str(message)
         except (ConnectionError, RuntimeError):

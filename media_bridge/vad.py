@@ -3,6 +3,7 @@
 Onset: at least ``ONSET_VOICED`` of the last ``ONSET_WINDOW`` frames are voiced (a short
 click does not start speech); the window is kept as pre-roll so the first syllable is not cut.
 End: ``silence_ms`` of consecutive unvoiced frames (the configurable end-of-speech silence).
+Frames quieter than ``energy_floor_dbfs`` never count as voiced.
 Utterances shorter than ``min_speech_ms`` of voiced audio are dropped; longer than
 ``max_utterance_ms`` are cut so that a monologue still gets translated piecewise.
 """
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import webrtcvad
 
-from media_bridge.audio import FRAME_MS, frame_bytes
+from media_bridge.audio import FRAME_MS, frame_bytes, rms_dbfs
 
 ONSET_WINDOW = 10  # frames (200 ms)
 ONSET_VOICED = 6
@@ -53,8 +54,10 @@ class SpeechSegmenter:
         silence_ms: int = 600,
         min_speech_ms: int = 200,
         max_utterance_ms: int = 15000,
+        energy_floor_dbfs: float = -55.0,
     ) -> None:
         self.sample_rate = sample_rate
+        self.energy_floor_dbfs = energy_floor_dbfs
         self._vad = webrtcvad.Vad(aggressiveness)
         self._frame_bytes = frame_bytes(sample_rate)
         self._silence_frames = max(1, silence_ms // FRAME_MS)
@@ -77,7 +80,9 @@ class SpeechSegmenter:
         if len(frame) != self._frame_bytes:
             raise ValueError(f"frame must be {self._frame_bytes} bytes, got {len(frame)}")
         now = time.time() if wall_time is None else wall_time
-        voiced = self._vad.is_speech(frame, self.sample_rate)
+        # webrtcvad alone calls faint line noise speech now and then; a level floor stops that.
+        level = rms_dbfs(np.frombuffer(frame, dtype="<i2"))
+        voiced = level > self.energy_floor_dbfs and self._vad.is_speech(frame, self.sample_rate)
         if not self._in_speech:
             self._window.append((frame, voiced, now))
             if sum(v for _, v, _ in self._window) < ONSET_VOICED:

@@ -103,3 +103,17 @@ def test_bad_engine_setting_fails_with_named_variable(tmp_path: Path) -> None:
         check=False,
     )
     assert out.returncode == 2 and "KALLGLOT_ENGINE" in out.stderr
+
+
+def test_missing_whisper_model_fails_with_named_variable(tmp_path: Path) -> None:
+    env = {**os.environ, "KALLGLOT_ENGINE": "offline", "KALLGLOT_WHISPER_MODEL": str(tmp_path / "nothing")}
+    out = subprocess.run(
+        [sys.executable, "-m", "controller.cli", "bridge", "--db", str(tmp_path / "k.db")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 2 and "KALLGLOT_WHISPER_MODEL" in out.stderr

@@ -60,3 +60,11 @@ def test_long_monologue_is_cut_at_max_utterance() -> None:
 def test_wrong_frame_size_is_rejected() -> None:
     with pytest.raises(ValueError, match="640"):
         SpeechSegmenter(16000).push(b"\0" * 320)
+
+
+def test_faint_noise_under_the_energy_floor_is_not_speech() -> None:
+    speech = speak("The weather is nice today.", "en")
+    faint = (speech.astype(np.float64) * 10 ** (-50 / 20)).astype(np.int16)  # 50 dB down
+    audio = np.concatenate([silence(0.3), faint, silence(1.0)])
+    assert [e for e in segment(audio, energy_floor_dbfs=-55) if isinstance(e, Utterance)] == []
+    assert len([e for e in segment(audio, energy_floor_dbfs=-120) if isinstance(e, Utterance)]) == 1
