@@ -42,7 +42,10 @@ class ScriptedWsServer:
         await ws.prepare(request)
         frames = 0
         sent = False
-        async for msg in ws:
+        while True:
+            msg = await ws.receive()
+            if msg.type in (WSMsgType.CLOSED, WSMsgType.CLOSING, WSMsgType.ERROR):
+                break
             if msg.type == WSMsgType.TEXT:
                 self.texts_in.append(msg.data)
             elif msg.type == WSMsgType.BINARY:
