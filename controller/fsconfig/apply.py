@@ -82,6 +82,38 @@ def _call(esl: EslApi, command: str, done: Sequence[CommandResult]) -> str:
         raise ReloadCommandError(command, None, done, detail=f"{type(exc).__name__}: {exc}") from exc
 
 
+def _send_waiting(
+    esl: EslApi, command: str, out: ApplyResult, sleep: Callable[[float], None], max_restart_attempts: int
+) -> str:
+    """Send ``command``; while FreeSWITCH asks us to wait (young profile), wait and resend."""
+    reply = _call(esl, command, out.results)
+    attempts = 1
+    while (wait := restart_wait_seconds(reply)) is not None:
+        if attempts >= max_restart_attempts:
+            raise ReloadCommandError(command, reply, out.results)
+        out.restart_waits.append(wait)
+        # One second more than asked: FreeSWITCH rounds the remaining time down.
+        sleep(wait + 1.0)
+        reply = _call(esl, command, out.results)
+        attempts += 1
+    return reply
+
+
+def fallback_command(command: str, reply: str) -> str | None:
+    """The profile is not in the state the plan assumed: a ``start`` of a running profile fails
+    ("Failure starting P"), anything else on a profile that is not running says "Invalid
+    Profile". Either way the other verb brings it to the new XML."""
+    parts = command.split(" ")
+    if len(parts) < 4 or parts[:2] != ["sofia", "profile"]:
+        return None
+    prefix = " ".join(parts[:3])
+    if parts[3] == "start" and "Failure starting" in reply:
+        return f"{prefix} restart"
+    if parts[3] != "start" and "Invalid Profile" in reply:
+        return f"{prefix} start"
+    return None
+
+
 def apply_commands(
     esl: EslApi,
     commands: Sequence[str],
@@ -90,18 +122,19 @@ def apply_commands(
 ) -> ApplyResult:
     """Run ``commands`` in order; stops at the first failure (ReloadCommandError)."""
     out = ApplyResult()
+    fell_back = False
     for command in commands:
-        reply = _call(esl, command, out.results)
-        attempts = 1
-        while (wait := restart_wait_seconds(reply)) is not None:
-            if attempts >= max_restart_attempts:
-                raise ReloadCommandError(command, reply, out.results)
-            out.restart_waits.append(wait)
-            # One second more than asked: FreeSWITCH rounds the remaining time down.
-            sleep(wait + 1.0)
-            reply = _call(esl, command, out.results)
-            attempts += 1
+        reply = _send_waiting(esl, command, out, sleep, max_restart_attempts)
+        if is_error_reply(command, reply) and not fell_back:
+            alternative = fallback_command(command, reply)
+            if alternative is not None:
+                fell_back = True
+                out.results.append(CommandResult(command, reply.strip()))
+                command = alternative
+                reply = _send_waiting(esl, command, out, sleep, max_restart_attempts)
         if is_error_reply(command, reply):
             raise ReloadCommandError(command, reply, out.results)
         out.results.append(CommandResult(command, reply.strip()))
+        if fell_back and command.endswith((" start", " restart")):
+            break  # the profile was (re)built from the new XML: later sofia commands are moot
     return out
