@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -34,13 +35,25 @@ async def _to_response(request: web.Request, handler: Handler) -> web.StreamResp
         return error_response(request, from_http_exception(exc))
     except asyncio.CancelledError:
         raise
-    except Exception:
+    except Exception as exc:
+        if _store_busy(exc):
+            # Another process (controller, bridge) held the write lock past the busy timeout.
+            log.warning("store busy on %s %s (request %s)", request.method, request.path, request[REQUEST_ID])
+            busy = error_response(
+                request, DomainError(503, "store_busy", "The store is busy; retry shortly", type="api_error")
+            )
+            busy.headers["Retry-After"] = "1"
+            return busy
         log.exception(
             "unhandled error on %s %s (request %s)", request.method, request.path, request[REQUEST_ID]
         )
         return error_response(
             request, DomainError(500, "internal_error", "Internal server error", type="api_error")
         )
+
+
+def _store_busy(exc: Exception) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
 
 
 @web.middleware

@@ -169,3 +169,28 @@ def test_oversized_metadata_and_bodies_are_refused(api: ApiServer) -> None:
     resp = api.call("POST", "/v1/sessions", org, data=huge, headers={"Content-Type": "application/json"})
     _assert_envelope(resp, 413, "request_too_large")
     assert api.store.query_one("SELECT COUNT(*) FROM sessions")[0] == 0
+
+
+def test_store_locked_by_another_process_answers_503(tmp_path, monkeypatch) -> None:
+    import sqlite3
+
+    from controller.store import db as store_db
+    from controller.store import open_store
+    from tests.api.server import start_api
+
+    monkeypatch.setattr(store_db, "BUSY_TIMEOUT_S", 0.2)
+    store = open_store(tmp_path / "busy.db")
+    api, server = start_api(store)
+    other = sqlite3.connect(str(tmp_path / "busy.db"), isolation_level=None)
+    try:
+        org = api.org()
+        other.execute("BEGIN EXCLUSIVE")  # like a controller holding the write lock
+        resp = api.call("PATCH", "/v1/sip", org, body={"enabled": True})
+        err = _assert_envelope(resp, 503, "store_busy")
+        assert err["type"] == "api_error" and resp.headers["Retry-After"] == "1"
+        other.execute("ROLLBACK")
+        assert api.call("PATCH", "/v1/sip", org, body={"enabled": True}).status_code == 200
+    finally:
+        other.close()
+        server.stop()
+        store.close()
