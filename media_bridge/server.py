@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import time
 
@@ -44,6 +45,7 @@ class Bridge:
         self.runner = EngineRunner(engine, config.engine_workers)
         self.sessions: dict[str, BridgeSession] = {}
         self.engine_ready = False
+        self.engine_error: str | None = None
         self.websockets: set[web.WebSocketResponse] = set()
         self.warm_up_task: asyncio.Task[None] | None = None
         self.retiring: set[BridgeSession] = set()  # no legs left, still finishing utterances
@@ -59,6 +61,7 @@ class Bridge:
 
     async def close_ws(self, ws: web.WebSocketResponse, code: CloseCode, reason: str) -> None:
         self.metrics.closes.labels(str(int(code))).inc()
+        log.info(_record("ws_closed", code=int(code), reason=reason))
         with contextlib.suppress(ConnectionError, RuntimeError):
             await ws.close(code=int(code), message=reason[:120].encode())
 
@@ -83,6 +86,11 @@ class Bridge:
         for session in [*self.sessions.values(), *self.retiring]:
             await session.close()
         self.runner.close()
+
+
+def _record(event: str, **fields: object) -> str:
+    """One JSON log line (the controller logs the same way)."""
+    return json.dumps({"event": event, **fields}, separators=(",", ":"))
 
 
 BRIDGE_KEY: web.AppKey[Bridge] = web.AppKey("bridge", Bridge)
@@ -151,6 +159,16 @@ async def _serve_leg(bridge: Bridge, ws: web.WebSocketResponse, session_id: str,
         metrics=bridge.metrics,
         call_uuid=meta.call_uuid,
     )
+    log.info(
+        _record(
+            "leg_connected",
+            session_id=session_id,
+            leg_id=leg_id,
+            role=meta.role,
+            sample_rate=meta.sample_rate,
+            call_uuid=meta.call_uuid,
+        )
+    )
     replaced = session.attach(leg)
     if replaced is not None:
         await bridge.close_ws(replaced.ws, CloseCode.REPLACED, f"leg {leg_id} connected again")
@@ -160,6 +178,7 @@ async def _serve_leg(bridge: Bridge, ws: web.WebSocketResponse, session_id: str,
     finally:
         bridge.metrics.legs.dec()
         await session.detach(leg)
+        log.info(_record("leg_disconnected", session_id=session_id, leg_id=leg_id, role=meta.role))
 
 
 async def _receive_audio(bridge: Bridge, session: BridgeSession, leg: LegStream) -> None:
@@ -194,6 +213,7 @@ async def healthz(request: web.Request) -> web.Response:
             "status": "ok",
             "engine": bridge.runner.engine.name,
             "engine_ready": bridge.engine_ready,
+            "engine_error": bridge.engine_error,
             "sessions": len(bridge.sessions),
             "legs": sum(len(s.legs) for s in bridge.sessions.values()),
         }
@@ -225,7 +245,8 @@ def create_app(
             try:
                 await bridge.runner.warm_up()
                 bridge.engine_ready = True
-            except Exception:
+            except Exception as exc:
+                bridge.engine_error = f"{type(exc).__name__}: {exc}"[:300]
                 log.exception("engine warm-up failed; utterances will retry loading")
 
         bridge.warm_up_task = asyncio.create_task(load())
