@@ -16,6 +16,9 @@ from controller.domain.timeutil import now
 from controller.store import Store
 
 TTL_S = 24 * 3600
+# A key still "running" after this long belongs to a request that died (process killed, or the
+# store was too busy to release it): a retry takes it over instead of conflicting for 24 h.
+RUNNING_STALE_S = 300
 MAX_KEY_LEN = 255
 
 
@@ -75,6 +78,12 @@ def begin(
                 type="idempotency_error",
             )
         if row["state"] != "done":
+            if row["created_at"] < ts - RUNNING_STALE_S:
+                conn.execute(
+                    "UPDATE idempotency_keys SET created_at = ? WHERE org_id = ? AND key = ?",
+                    (ts, org_id, key),
+                )
+                return None
             raise DomainError(
                 409,
                 "idempotency_conflict",

@@ -155,3 +155,25 @@ def test_server_error_is_not_stored_so_a_retry_runs_again(api: ApiServer, monkey
     retried = api.call("POST", "/v1/sessions", org, body={}, headers=h)
     assert retried.status_code == 201
     assert "Idempotent-Replayed" not in retried.headers
+
+
+def test_a_key_left_running_by_a_dead_request_is_taken_over(api: ApiServer) -> None:
+    org = api.org()
+    _default_connection(api, org)
+    fingerprint = idempotency.request_fingerprint("POST", "/v1/sessions", b"{}")
+    with api.store.transaction() as conn:  # as if the API process was killed mid-request
+        conn.execute(
+            "INSERT INTO idempotency_keys (org_id, key, method, path, body_hash, state, created_at)"
+            " VALUES (?, 'crashed', 'POST', '/v1/sessions', ?, 'running', ?)",
+            (org.id, fingerprint, now() - idempotency.RUNNING_STALE_S + 30),
+        )
+    h = {"Idempotency-Key": "crashed"}
+    assert (
+        api.call("POST", "/v1/sessions", org, body={}, headers=h).status_code == 409
+    )  # may still be running
+    with api.store.transaction() as conn:
+        conn.execute("UPDATE idempotency_keys SET created_at = created_at - 60 WHERE key = 'crashed'")
+    taken = api.call("POST", "/v1/sessions", org, body={}, headers=h)
+    assert taken.status_code == 201
+    replay = api.call("POST", "/v1/sessions", org, body={}, headers=h)
+    assert replay.json() == taken.json() and replay.headers["Idempotent-Replayed"] == "true"
