@@ -14,7 +14,7 @@ from controller.esl.outbound import OutboundCall
 from tests.esl.minictl import MiniController
 from tests.esl.test_layer import in_thread
 from tests.fsdouble import FreeSwitchDouble
-from tests.fsdouble.sample_conf import ACL_USER, PASSWORD, USER, write_sample_conf
+from tests.fsdouble.sample_conf import ACL_USER, GATEWAY, PASSWORD, USER, write_sample_conf
 
 
 @pytest.fixture
@@ -122,3 +122,42 @@ def test_inbound_esl_against_the_double(conf: Path) -> None:
         assert out["reload"] == "+OK [Success]\n"
         assert out["job"].startswith("UP ")
         assert out["bogus"] == "-ERR bogus_cmd Command not found!\n"
+
+
+def test_originate_through_a_gateway_into_the_socket(conf: Path) -> None:
+    seen: dict[str, Any] = {}
+
+    def handle(call: OutboundCall) -> None:
+        seen["data"] = dict(call.data)
+        call.myevents()
+        call.wait_hangup(10)
+        seen["cause"] = call.hangup_cause
+
+    with run_with(conf, handle) as (fs, ctl):
+        fs.callees["+15550000486"] = 486
+        port = fs.esl_port
+        addr = fs.controller_addr
+        uid = "6f0e3b4e-0d9a-4c1e-9a53-8d2a4f6b7c10"
+
+        def client() -> dict[str, str]:
+            esl = InboundClient.connect("127.0.0.1", port, "ClueCon", timeout=5)
+            out = {
+                "ok": esl.bgapi_result(f"originate {{origination_uuid={uid},kallglot_role=agent}}"
+                                       f"sofia/gateway/{GATEWAY}/+15551234567 &socket({addr} async full)"),
+                "busy": esl.bgapi_result(f"originate sofia/gateway/{GATEWAY}/+15550000486 &park()"),
+                "nogw": esl.api("originate sofia/gateway/nosuchgw/+1555 &park()"),
+            }
+            esl.exit()
+            return out
+
+        out = in_thread(client)
+        assert out == {"ok": f"+OK {uid}\n", "busy": "-ERR USER_BUSY\n", "nogw": "-ERR INVALID_GATEWAY\n"}
+        fs.hangup(uid)
+        assert fs.outcomes[uid].wait_ended(5)
+        ctl.close()
+        assert ctl.errors == []
+    assert seen["data"]["Unique-ID"] == uid
+    assert seen["data"]["Call-Direction"] == "outbound"
+    assert seen["data"]["variable_kallglot_role"] == "agent"
+    assert seen["data"]["Answer-State"] == "answered"
+    assert seen["cause"] == "NORMAL_CLEARING"

@@ -126,6 +126,7 @@ class Channel:
     caller: dict[str, str]  # username, caller_id, network_addr, destination, context, channel_name
     variables: dict[str, str]
     transport: str = "udp"
+    direction: str = "inbound"  # "outbound" for originated legs
     state: str = "CS_INIT"
     state_number: int = 1
     call_state: str = "RINGING"
@@ -163,7 +164,7 @@ class Channel:
         c = self.caller
         created = str(self.created_us)
         return [
-            (f"{prefix}Direction", "inbound"), (f"{prefix}Logical-Direction", "inbound"),
+            (f"{prefix}Direction", self.direction), (f"{prefix}Logical-Direction", self.direction),
             (f"{prefix}Username", c["username"]), (f"{prefix}Dialplan", "XML"),
             (f"{prefix}Caller-ID-Name", c["caller_id"]), (f"{prefix}Caller-ID-Number", c["caller_id"]),
             (f"{prefix}Orig-Caller-ID-Name", c["caller_id"]),
@@ -187,7 +188,8 @@ class Channel:
         items = [
             ("Channel-State", self.state), ("Channel-Call-State", self.call_state),
             ("Channel-State-Number", str(self.state_number)), ("Channel-Name", self.name),
-            ("Unique-ID", self.uuid), ("Call-Direction", "inbound"), ("Presence-Call-Direction", "inbound"),
+            ("Unique-ID", self.uuid), ("Call-Direction", self.direction),
+            ("Presence-Call-Direction", self.direction),
             ("Channel-HIT-Dialplan", "true"), ("Channel-Call-UUID", self.uuid),
             ("Answer-State", self.answer_state),
         ]
@@ -233,7 +235,7 @@ class Channel:
     def show_calls_row(self) -> dict[str, str]:
         row = {k: "" for k in TEMPLATES["show_calls_row"]}
         row.update({
-            "uuid": self.uuid, "direction": "inbound",
+            "uuid": self.uuid, "direction": self.direction,
             "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.created_us / 1e6)),
             "created_epoch": str(self.created_us // 1_000_000), "name": self.name, "state": self.state,
             "cid_name": self.caller["caller_id"], "cid_num": self.caller["caller_id"],

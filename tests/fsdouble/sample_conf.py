@@ -10,6 +10,7 @@ REALM = "sip.fixture.test"
 USER = "kgfixture"
 PASSWORD = "fixture-pass-123"
 ACL_USER = "kgacl"
+GATEWAY = "pcon_fixture"
 
 
 def a1(user: str, password: str, realm: str = REALM) -> str:
@@ -21,6 +22,12 @@ def write_sample_conf(conf_dir: Path, controller_addr: str = "127.0.0.1:8084", *
     conf_dir.mkdir(parents=True, exist_ok=True)
     (conf_dir / "sip_profile.xml").write_text(f"""<include>
   <profile name="kallglot">
+    <gateways>
+      <gateway name="{GATEWAY}">
+        <param name="proxy" value="127.0.0.1:5999"/>
+        <param name="register" value="false"/>
+      </gateway>
+    </gateways>
     <settings>
       <param name="context" value="kallglot"/>
       <param name="sip-ip" value="127.0.0.1"/>

@@ -102,6 +102,10 @@ class FreeSwitchDouble:
         self._server: asyncio.base_events.Server | None = None
         self.esl_port = 0
         self._session_counter = 0
+        # What the far end of an `originate` does, by dialled number: "answer" (default),
+        # "noanswer" (until originate_timeout) or a SIP code (486 busy, 404, 503 …).
+        self.callees: dict[str, str | int] = {}
+        self.callee_answer_delay = 0.05
         # `show calls` lists a channel only this long after its creation (observed ≈200 ms).
         self.show_calls_lag = SHOW_CALLS_LAG_S
 
@@ -898,7 +902,78 @@ class FreeSwitchDouble:
             return "+OK\n"
         if cmd == "uuid_audio_stream":
             return await self._audio_stream(rest)
+        if cmd == "originate":
+            return await self._originate(rest)
         return f"-ERR {cmd} Command not found!\n"
+
+    async def _originate(self, rest: str) -> str:
+        """``originate [{vars}]sofia/gateway/<gw>/<number> &app(args)`` (or ``sofia/<profile>/<uri>``):
+        the far end answers per ``callees``; the reply is ``+OK <uuid>`` once answered, else
+        ``-ERR <CAUSE>``; then the application runs on the new outbound channel."""
+        m = re.match(r"^(?:\{([^}]*)\})?(\S+)\s+(.+)$", rest.strip())
+        if m is None:
+            return "-USAGE: <call url> <exten>|&<application_name>(<app_args>) [<dialplan>] [<context>] " \
+                   "[<cid_name>] [<cid_num>] [<timeout_sec>]\n"
+        variables: dict[str, str] = {}
+        for part in (m.group(1) or "").split(","):
+            k, sep, v = part.partition("=")
+            if sep:
+                variables[k.strip()] = v.strip()
+        dial, app_text = m.group(2), m.group(3).strip()
+        parts = dial.split("/")
+        if parts[:2] == ["sofia", "gateway"] and len(parts) >= 4:
+            gateway, number = parts[2], "/".join(parts[3:])
+            if not self._gateway_exists(gateway):
+                return "-ERR INVALID_GATEWAY\n"
+        elif parts[:1] == ["sofia"] and len(parts) >= 3 and parts[1] in self.config.profiles:
+            gateway, number = "", "/".join(parts[2:]).split("@")[0].removeprefix("sip:")
+        else:
+            return "-ERR CHAN_NOT_IMPLEMENTED\n"
+        uid = variables.get("origination_uuid") or str(uuidlib.uuid4())
+        if uid in self.calls:
+            return "-ERR DESTINATION_OUT_OF_ORDER\n"
+        spec = CallSpec(number, codecs=("PCMU", "PCMA"))
+        outcome = CallOutcome(spec)
+        self._session_counter += 1
+        ch_vars = {"direction": "outbound", "uuid": uid, "session_id": str(self._session_counter),
+                   **variables, "sip_gateway_name": gateway, "sip_to_user": number, "sip_req_user": number,
+                   "sip_via_protocol": "udp", "call_uuid": uid}
+        ch = Channel(core=self.core, uuid=uid, direction="outbound", variables=ch_vars, caller={
+            "username": "", "caller_id": variables.get("origination_caller_id_number", "0000000000"),
+            "network_addr": "", "destination": number, "context": "default",
+            "channel_name": f"sofia/gateway/{gateway}/{number}" if gateway else dial})
+        rt = _CallRuntime(channel=ch, outcome=outcome, spec=spec)
+        outcome.uuid = uid
+        self.calls[uid], self.outcomes[uid], self._runtime[uid] = ch, outcome, rt
+        outcome._hangup = lambda: asyncio.run_coroutine_threadsafe(  # type: ignore[arg-type]
+            self._remote_hangup(rt, "NORMAL_CLEARING"), self._loop)
+        await self._chan_event(ch, "CHANNEL_CREATE")
+        behaviour = self.callees.get(number, "answer")
+        if behaviour == "noanswer":
+            await asyncio.sleep(float(variables.get("originate_timeout", "60")))
+            await self._hangup(rt, "NO_ANSWER")
+            return "-ERR NO_ANSWER\n"
+        await asyncio.sleep(self.callee_answer_delay)
+        if isinstance(behaviour, int):
+            cause = sip_to_cause(behaviour)
+            await self._hangup(rt, cause, remote=True)
+            outcome._set_final(behaviour, SIP_REASONS.get(behaviour, "Error"))
+            return f"-ERR {cause}\n"
+        ch.set_state("CS_EXECUTE")
+        if not await self._answer(rt):
+            await self._hangup(rt, "INCOMPATIBLE_DESTINATION")
+            return "-ERR INCOMPATIBLE_DESTINATION\n"
+        am = re.match(r"^&(\w+)(?:\((.*)\))?$", app_text)
+        if am is not None and am.group(1) == "socket":
+            asyncio.get_running_loop().create_task(self._socket_then_hangup(rt, am.group(2) or ""))
+        elif am is None or am.group(1) != "park":
+            log.warning("double: originate application %r is not emulated; the leg is parked", app_text)
+        return f"+OK {uid}\n"
+
+    async def _socket_then_hangup(self, rt: _CallRuntime, data: str) -> None:
+        await self._socket_app(rt, data)
+        if not rt.channel.hung_up:
+            await self._hangup(rt, "NORMAL_CLEARING")
 
     def _status(self) -> str:
         up = time.time() - self.core.started
