@@ -126,8 +126,10 @@ class BridgeSession:
             with contextlib.suppress(asyncio.CancelledError):
                 await leg.task
         if self.legs.get(leg.role) is leg:
-            # The end of the stream may close an utterance in progress (hang-up mid-sentence).
-            for event in leg.segmenter.flush():
+            # Audio still queued, and an utterance in progress (hang-up mid-sentence), still count.
+            events = [e for frame, t in leg.frames for e in leg.segmenter.push(frame, t)]
+            leg.frames.clear()
+            for event in [*events, *leg.segmenter.flush()]:
                 if isinstance(event, Utterance):
                     self.submit(leg.role, event)
             del self.legs[leg.role]

@@ -278,3 +278,21 @@ def test_session_ended_while_streaming_closes_4410(store: Store, monkeypatch: py
             await expect_close(ws, CloseCode.SESSION_ENDED, "has ended")
 
     asyncio.run(main())
+
+
+def test_hang_up_mid_sentence_still_translates_it(store: Store, hello_en) -> None:
+    """The customer's socket closes right after speech, before any end-of-speech silence."""
+    session_id = make_session(store)
+
+    async def main() -> None:
+        async with running_bridge(store, PassthroughEngine(), CONFIG) as rb, aiohttp.ClientSession() as http:
+            agent = await connect_leg(http, rb.url, session_id, "leg_a", "agent")
+            customer = await connect_leg(http, rb.url, session_id, "leg_c", "customer")
+            await send_audio(customer, silence(0.2))
+            await send_audio(customer, hello_en)
+            await customer.close()
+            audio, _ = decode_stream_audio(await next_json(agent, timeout=20))
+            assert audio.size > 0.5 * hello_en.size
+            await agent.close()
+
+    asyncio.run(main())
