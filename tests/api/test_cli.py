@@ -68,6 +68,9 @@ def test_bad_org_id_is_a_json_error(tmp_path: Path) -> None:
         assert res.returncode == 1
         assert res.stdout == ""
         assert json.loads(res.stderr)["error"]["code"] == "resource_missing"
+    blank = run(db, "org", "create", "  ")
+    assert blank.returncode == 1 and json.loads(blank.stderr)["error"]["param"] == "name"
+    assert json.loads(run(db, "org", "list").stdout)["data"] == []  # nothing half-written
 
 
 def _free_port() -> int:
