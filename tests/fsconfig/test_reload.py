@@ -229,3 +229,16 @@ def test_render_only_does_not_count_as_applied(
         outcome = in_thread(service(store, settings, fs).reload)
     # Diffed against what FreeSWITCH last applied, not against the render-only tree.
     assert [c.command for c in outcome.commands] == ["reloadxml"]
+
+
+def test_concurrent_reloads_apply_a_change_once(store: Store, settings: Settings) -> None:
+    org = add_org(store)
+    with EslDouble() as fs:
+        in_thread(service(store, settings, fs).reload)
+        fs.commands.clear()
+        update_sip(store, org, a1_hash="c" * 32)
+        services = [service(store, settings, fs) for _ in range(4)]  # like CLI, API and listener
+        with ThreadPoolExecutor(4) as pool:
+            outcomes = list(pool.map(lambda s: s.reload(), services))
+    assert fs.commands == ["reloadxml"]
+    assert sorted(len(o.commands) for o in outcomes) == [0, 0, 0, 1]
