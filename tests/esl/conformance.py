@@ -214,6 +214,15 @@ def compare(run: Run, *, uuid_pair: tuple[str, str] | None = None) -> list[str]:
                     problems.append(f"#{i}: show calls {ab[:80]!r} != {eb[:80]!r}")
             elif eb != ab and not eb.startswith("UP ") and "====" not in eb:
                 problems.append(f"#{i}: api body {ab!r} != {eb!r}")
+        elif exp.headers.get("Event-Name") == "CHANNEL_DATA":
+            names = [k for k, _ in exp.items]
+            if names != [k for k, _ in act.items]:
+                problems.append(f"#{i} connect reply: {_diff(names, [k for k, _ in act.items])}")
+            for key in ("variable_sip_via_protocol", "Reply-Text", "Socket-Mode", "Control", "Answer-State",
+                        "Channel-State", "Channel-Call-State", "variable_endpoint_disposition"):
+                if exp.headers.get(key) != act.headers.get(key):
+                    got, want = act.headers.get(key), exp.headers.get(key)
+                    problems.append(f"#{i} connect reply: {key} {got!r} != {want!r}")
         elif exp.content_type == "command/reply":
             if header_names(exp) != header_names(act):
                 diff = _diff(header_names(exp), header_names(act))

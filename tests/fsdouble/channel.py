@@ -202,6 +202,16 @@ class Channel:
                           (f"Channel-{side}-Codec-Bit-Rate", str(self.codec_bitrate))]
         return items + self.caller_block("Caller-")
 
+    def set_var(self, name: str, value: str) -> None:
+        """As switch_channel_set_variable: the variable moves to the end; empty deletes it."""
+        self.variables.pop(name, None)
+        if value != "":
+            self.variables[name] = value
+
+    def set_vars(self, values: dict[str, str]) -> None:
+        for k, v in values.items():
+            self.set_var(k, v)
+
     def var_items(self) -> list[tuple[str, str]]:
         return [(f"variable_{k}", v) for k, v in self.variables.items()]
 

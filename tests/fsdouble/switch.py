@@ -342,12 +342,13 @@ class FreeSwitchDouble:
         }
         auth_only = {"sip_number_alias", "sip_auth_username", "sip_auth_realm", "number_alias",
                      "requested_user_name", "requested_domain_name", "user_name", "domain_name"}
-        directory = list(user.variables) if user is not None else []
+        # Observed order: user_context first, then the user's other variables.
+        directory = sorted(user.variables, key=lambda kv: kv[0] != "user_context") if user is not None else []
         out: dict[str, str] = {}
         for k, v in tpl:
             if k in ("user_context", "kallglot_org_id"):
                 for dk, dv in directory:  # the directory user's variables sit here
-                    out[dk] = dv
+                    out.setdefault(dk, dv)
                 continue
             if k.startswith(("current_application", "socket_host")):
                 continue  # set when the socket application runs
@@ -435,9 +436,9 @@ class FreeSwitchDouble:
         host, _, port = addr.rpartition(":")
         rt.socket_app_uuid = str(uuidlib.uuid4())
         rt.socket_data = data
-        ch.variables["current_application_data"] = data
-        ch.variables["current_application"] = "socket"
-        ch.variables["socket_host"] = host
+        ch.set_var("current_application_data", data)
+        ch.set_var("current_application", "socket")
+        ch.set_var("socket_host", host)
         try:
             reader, writer = await asyncio.open_connection(host, int(port))
         except (OSError, ValueError) as exc:
@@ -610,8 +611,8 @@ class FreeSwitchDouble:
         ch = rt.channel
         if ch.hung_up:
             return
-        ch.variables["current_application_data"] = app.arg
-        ch.variables["current_application"] = app.name
+        ch.set_vars({"current_loop": "1", "total_loops": "1", "current_application": app.name,
+                     "current_application_data": app.arg})
         extra = [("Application", app.name)] + ([("Application-Data", app.arg)] if app.arg else [])
         await self._chan_event(ch, "CHANNEL_EXECUTE", [*extra, ("Application-UUID", app.event_uuid)])
         response = "_none_"
@@ -619,10 +620,7 @@ class FreeSwitchDouble:
         if name in ("set", "export"):
             k, _, v = app.arg.partition("=")
             if k:
-                if v == "":
-                    ch.variables.pop(k, None)
-                else:
-                    ch.variables[k] = v
+                ch.set_var(k, v)
         elif name == "answer":
             ok = await self._answer(rt)
             if not ok:
@@ -659,6 +657,9 @@ class FreeSwitchDouble:
         await self._chan_event(ch, "CHANNEL_EXECUTE_COMPLETE",
                                [*extra, ("Application-Response", response),
                                 ("Application-UUID", app.event_uuid)])
+        # The dialplan loop variables live only while an application runs (as captured).
+        ch.variables.pop("current_loop", None)
+        ch.variables.pop("total_loops", None)
 
     def _negotiate(self, rt: _CallRuntime) -> tuple[str | None, bool]:
         """(codec, srtp) the answer would settle on; codec None = nothing acceptable (488)."""
@@ -687,12 +688,12 @@ class FreeSwitchDouble:
         name = "opus" if codec == "OPUS" else codec
         ch.codec, ch.codec_rate = name, CODEC_RATE[codec]
         ch.codec_bitrate = 0 if codec == "OPUS" else 64000
-        ch.variables.update({
+        ch.set_vars({
             "rtp_use_codec_name": name, "rtp_use_codec_rate": str(CODEC_RATE[codec]),
             "rtp_use_codec_ptime": "20", "read_codec": name, "write_codec": name,
         })
         if srtp:
-            ch.variables.update({"rtp_secure_audio_confirmed": "true",
+            ch.set_vars({"rtp_secure_audio_confirmed": "true",
                                  "rtp_has_crypto": "AES_CM_128_HMAC_SHA1_80",
                                  "rtp_secure_media_negotiated": "AES_CM_128_HMAC_SHA1_80"})
         rt.outcome.codec = name
@@ -719,7 +720,7 @@ class FreeSwitchDouble:
             return True
         if not await self._pre_answer(rt):
             return False
-        ch.variables["endpoint_disposition"] = "ANSWER"
+        ch.set_var("endpoint_disposition", "ANSWER")
         ch.answered_us = int(time.time() * 1e6)
         ch.answer_state = "answered"
         await self._chan_event(ch, "CHANNEL_ANSWER")
@@ -747,7 +748,7 @@ class FreeSwitchDouble:
             rt.playing = None
         played_ms = int((pb.ended - pb.started) * 1000)
         samples = int(played_ms * rate / 1000)
-        ch.variables.update({"playback_last_offset_pos": str(samples // 2),
+        ch.set_vars({"playback_last_offset_pos": str(samples // 2),
                              "playback_seconds": str(played_ms // 1000),
                              "playback_ms": str(played_ms), "playback_samples": str(samples)})
         return "FILE PLAYED"
@@ -756,7 +757,7 @@ class FreeSwitchDouble:
     async def _remote_hangup(self, rt: _CallRuntime, cause: str) -> None:
         if rt.channel.hung_up:
             return
-        rt.channel.variables["sip_hangup_disposition"] = "recv_bye" if rt.channel.answered else "recv_cancel"
+        rt.channel.set_var("sip_hangup_disposition", "recv_bye" if rt.channel.answered else "recv_cancel")
         if not rt.channel.answered:
             cause = "ORIGINATOR_CANCEL"
             rt.outcome._set_final(487, SIP_REASONS[487])
@@ -771,9 +772,9 @@ class FreeSwitchDouble:
         ch.answer_state = "hangup"
         ch.state_number = 10
         q850 = Q850.get(cause, 16)
-        ch.variables.update({"hangup_cause": cause, "hangup_cause_q850": str(q850)})
+        ch.set_vars({"hangup_cause": cause, "hangup_cause_q850": str(q850)})
         if not remote:
-            ch.variables["sip_hangup_disposition"] = "send_bye" if ch.answered else "send_refuse"
+            ch.set_var("sip_hangup_disposition", "send_bye" if ch.answered else "send_refuse")
         rt.break_playback.set()
         await self._chan_event(ch, "CHANNEL_HANGUP")
         if running is not None:
@@ -877,10 +878,7 @@ class FreeSwitchDouble:
             if rt is None or len(args) < 2:
                 return "-ERR No such channel!\n"
             value = rest.split(None, 2)[2] if len(rest.split(None, 2)) > 2 else ""
-            if value:
-                rt.channel.variables[args[1]] = value
-            else:
-                rt.channel.variables.pop(args[1], None)
+            rt.channel.set_var(args[1], value)
             return "+OK\n"
         if cmd == "uuid_broadcast":
             rt = self._runtime.get(args[0]) if args else None
