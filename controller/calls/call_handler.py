@@ -207,9 +207,9 @@ class CallSession:
         meta = stream_metadata_arg(admitted.stream_metadata(self.config.sample_rate))
         reply = self._api(f"uuid_audio_stream {admitted.call_uuid} start {self._stream_url(admitted)} "
                           f"mono {rate} {meta}")
-        if reply.startswith("+OK"):
-            mark_leg(self.store, admitted.leg_id, "streaming")
-        else:
+        # `+OK Success` comes even when the websocket will be refused: the leg counts as
+        # streaming on ::connect only.
+        if not reply.startswith("+OK"):
             self._stream_failed(f"start refused: {reply.strip()}")
 
     def _stream_failed(self, why: str) -> None:
@@ -279,10 +279,13 @@ class CallSession:
             if is_barge_in(event.body):
                 self.playback.barge_in()
         elif key == STREAM_ERROR:
+            mark_leg(self.store, admitted.leg_id, "answered")
             self._stream_failed(f"bridge refused: {event.body.decode(errors='replace')[:200]}")
         elif key == STREAM_DISCONNECT:
+            mark_leg(self.store, admitted.leg_id, "answered")
             self._stream_failed(f"bridge closed: {event.body.decode(errors='replace')[:200]}")
         elif key == STREAM_CONNECT:
+            mark_leg(self.store, admitted.leg_id, "streaming")
             log.info(json.dumps({"event": "stream_connected", "call_uuid": admitted.call_uuid,
                                  "leg_id": admitted.leg_id, "attempt": self.stream_attempts},
                                 separators=(",", ":")))

@@ -164,6 +164,8 @@ def test_refused_stream_keeps_the_call_up_and_retries_a_bounded_number_of_times(
     assert not sock.hung_up and live_leg_count(store) == 1
     stops = _apis(sock, f"uuid_audio_stream {sock.uuid} stop")
     assert len(stops) == CONFIG.stream_retries
+    leg = store.query_one("SELECT status FROM call_legs WHERE call_uuid = ?", (sock.uuid,))
+    assert leg is not None and leg["status"] == "answered"  # never connected to the bridge
     sock.hangup()
     run.join()
     assert live_leg_count(store) == 0
