@@ -88,7 +88,7 @@ AdmissionResult = Admitted | Rejected
 @dataclass(frozen=True)
 class _Caller:
     org_id: str
-    kind: str  # "sip" (PBX, digest auth) | "provider" (trunk by source IP) | "originated"
+    kind: str  # "sip" (PBX, digest auth) | "provider" (trunk by source IP)
     number: str | None = None  # the managed number dialled (provider calls)
     connection_id: str | None = None
     provider: str | None = None
