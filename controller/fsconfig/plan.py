@@ -27,6 +27,10 @@ RESTART_PARAMS = frozenset({
     "sip-ip", "rtp-ip", "ext-sip-ip", "ext-rtp-ip", "sip-port", "bind-params",
     "tls", "tls-only", "tls-sip-port", "tls-bind-params", "tls-cert-dir", "tls-version",
     "tls-ciphers", "tls-passphrase", "tls-verify-policy",
+    # sofia appends ACL names to a fixed array on every parse: a rescan cannot remove one. The
+    # name is constant (kallglot_providers), so this restarts only when the first provider
+    # address appears or the last one goes; changes to the list's contents are a reloadacl.
+    "apply-inbound-acl",
 })
 _VAR_REF = re.compile(r"\$\$\{([A-Za-z0-9_]+)\}", re.ASCII)
 

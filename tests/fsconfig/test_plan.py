@@ -108,3 +108,11 @@ def test_profile_rename_stops_the_old_one() -> None:
     assert commands(files(), files(sip_profile="edge")) == (
         "sofia profile kallglot stop", "sofia profile edge start",
     )
+
+
+def test_provider_acl_appearing_restarts_but_its_contents_only_reload_acl() -> None:
+    none = files(cidrs=(), gateways=())
+    one = files(cidrs=("192.0.2.0/24",), gateways=())
+    two = files(cidrs=("192.0.2.0/24", "198.51.100.0/24"), gateways=())
+    assert commands(none, one) == ("reloadxml", "reloadacl", "sofia profile kallglot restart")
+    assert commands(one, two) == ("reloadxml", "reloadacl")
