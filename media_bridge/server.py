@@ -9,6 +9,8 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Coroutine
+from typing import Any
 
 from aiohttp import WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -49,6 +51,13 @@ class Bridge:
         self.websockets: set[web.WebSocketResponse] = set()
         self.warm_up_task: asyncio.Task[None] | None = None
         self.retiring: set[BridgeSession] = set()  # no legs left, still finishing utterances
+        self._background: set[asyncio.Task[None]] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run a side job (store update) without awaiting it; keep a reference until it is done."""
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _remove_session(self, session: BridgeSession) -> None:
         if self.sessions.get(session.id) is session:
@@ -63,7 +72,8 @@ class Bridge:
         self.metrics.closes.labels(str(int(code))).inc()
         log.info(_record("ws_closed", code=int(code), reason=reason))
         with contextlib.suppress(ConnectionError, RuntimeError):
-            await ws.close(code=int(code), message=reason[:120].encode())
+            # A close frame's reason holds at most 123 bytes.
+            await ws.close(code=int(code), message=reason.encode()[:123].decode(errors="ignore").encode())
 
     async def mark_audio(self, session: BridgeSession) -> None:
         """First frame → status active; then last_audio_at at most every 10 s. Closes the
@@ -198,7 +208,7 @@ async def _receive_audio(bridge: Bridge, session: BridgeSession, leg: LegStream)
             leg.enqueue(msg.data, time.time())
             if not session.audio_seen or time.monotonic() - session.last_mark >= MARK_AUDIO_EVERY_S:
                 session.last_mark = time.monotonic()
-                asyncio.create_task(bridge.mark_audio(session))  # noqa: RUF006 -- fire and forget
+                bridge.spawn(bridge.mark_audio(session))
         elif msg.type == WSMsgType.TEXT:
             await bridge.close_ws(ws, CloseCode.BAD_FRAME, "unexpected text frame after metadata")
             return
