@@ -113,8 +113,9 @@ def _converse(stack: DemoStack, out_dir: Path, progress: Progress, echo: Any) ->
     echo(f"SIP enabled for {creds['username']}@{creds['domain']} "
          f"(transports {', '.join(sip['allowed_transports'])}; password generated, shown once)")
     outcome = stack.reload()
-    commands = ", ".join(c["command"] for c in outcome.get("commands", [])) or "nothing to change"
-    echo(f"FreeSWITCH config rendered and reloaded: {commands}")
+    commands = ", ".join(c["command"] for c in outcome.get("commands", []))
+    echo("FreeSWITCH config rendered and reloaded (POST /admin/reload): "
+         + (commands or "already applied by the API's automatic reload"))
     if not stack.sip_user_loaded(creds["username"]):
         raise DemoError("FreeSWITCH did not load the rendered directory user after the reload")
     session = stack.api_ok("POST", "/v1/sessions", {"routing": {"type": "sip"},
@@ -218,6 +219,10 @@ def _wait_for_stream(stack: DemoStack, uuid: str, progress: Progress) -> None:
         time.sleep(0.05)
 
 
+def _echo(line: str) -> None:
+    print(line, flush=True)  # as it happens, also when stdout is a pipe
+
+
 def _terminate(signum: int, _frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
@@ -232,7 +237,7 @@ def cli_run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="kallglot-demo-") as tmp:
-            result = run_demo(out_dir, workdir=Path(tmp), progress=progress)
+            result = run_demo(out_dir, workdir=Path(tmp), progress=progress, echo=_echo)
         summary = out_dir / "demo-summary.json"
         summary.write_text(json.dumps(result.__dict__, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         print(f"demo finished in {time.monotonic() - started:.1f} s; summary in {summary}")

@@ -139,15 +139,22 @@ class DemoStack:
     def alive(self) -> list[Service]:
         return list(self.services.services)
 
-    def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
-        return http_json(method, f"http://127.0.0.1:{self.api_port}{path}", body, token=self.api_key)
+    def api(self, method: str, path: str, body: dict[str, Any] | None = None, *,
+            key: str | None = None) -> tuple[int, dict[str, Any]]:
+        return http_json(method, f"http://127.0.0.1:{self.api_port}{path}", body, token=key or self.api_key)
 
-    def api_ok(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        status, doc = self.api(method, path, body)
+    def api_ok(self, method: str, path: str, body: dict[str, Any] | None = None, *,
+               key: str | None = None) -> dict[str, Any]:
+        status, doc = self.api(method, path, body, key=key)
         if not 200 <= status < 300:
             err = doc.get("error", doc)
             raise DemoError(f"{method} {path} → HTTP {status}: {err}")
         return doc
+
+    def create_org(self, name: str) -> tuple[str, str]:
+        """Another organization and its API key, with the real CLI: (org id, key)."""
+        org_id = str(run_cli(["org", "create", name], self.env)["id"])
+        return org_id, str(run_cli(["key", "create", "--org", org_id], self.env)["key"])
 
     def bridge_health(self) -> dict[str, Any] | None:
         try:
@@ -165,17 +172,25 @@ class DemoStack:
                    alive=self.alive(), tick=self.progress.tick)
 
     # ------------------------------------------------------------------ SIP settings
-    def configure_sip(self, settings: dict[str, Any]) -> dict[str, Any]:
+    def configure_sip(self, settings: dict[str, Any], *, key: str | None = None) -> dict[str, Any]:
         """PATCH /v1/sip, then render + reload FreeSWITCH; returns the reload outcome."""
-        self.api_ok("PATCH", "/v1/sip", settings)
+        self.api_ok("PATCH", "/v1/sip", settings, key=key)
         return self.reload()
 
-    def generate_credentials(self) -> dict[str, Any]:
-        return self.api_ok("POST", "/v1/sip/credentials")
+    def generate_credentials(self, *, key: str | None = None) -> dict[str, Any]:
+        return self.api_ok("POST", "/v1/sip/credentials", key=key)
 
     def reload(self) -> dict[str, Any]:
-        """``kallglot reload``: render the store's settings and reload FreeSWITCH (the double)."""
-        return run_cli(["reload"], self.env)
+        """``POST /admin/reload``: render the store's settings and reload FreeSWITCH (the double).
+
+        The API also reloads by itself a second after each settings change; this call makes the
+        change effective now. Reloads hold the conf tree's lock, so when it returns any earlier
+        one has finished too."""
+        status, doc = http_json("POST", f"http://127.0.0.1:{self.api_port}/admin/reload",
+                                token=self.env["KALLGLOT_ADMIN_TOKEN"], timeout=60)
+        if status != 200:
+            raise DemoError(f"POST /admin/reload → HTTP {status}: {doc.get('error', doc)}")
+        return doc
 
     def sip_user_loaded(self, username: str) -> bool:
         return self.fs.config.find_user(self.sip_domain, username) is not None

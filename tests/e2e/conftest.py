@@ -1,0 +1,73 @@
+"""One running edge (api + controller + bridge subprocesses, the FreeSWITCH double) shared by
+the rejection tests of this package; the demo flow test starts its own."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from controller.demo_stack import DemoStack
+
+
+@dataclass
+class Tenant:
+    """An organization with SIP enabled and its generated credentials."""
+
+    org_id: str
+    key: str
+    username: str
+    password: str
+
+    def credentials(self, password: str | None = None) -> dict[str, str]:
+        return {"user": self.username, "password": password or self.password}
+
+
+@dataclass
+class Edge:
+    stack: DemoStack
+    acme: Tenant  # the organization each test reconfigures
+    other: Tenant  # keeps UDP/TCP/TLS bound on the shared profile whatever acme requires
+
+    def new_session(self) -> str:
+        """A fresh SIP session of acme (a session ends with its last leg once a call took place)."""
+        doc = self.stack.api_ok("POST", "/v1/sessions", {"routing": {"type": "sip"}}, key=self.acme.key)
+        return str(doc["id"])
+
+    def wait_session_status(self, session_id: str, status: str, timeout: float = 10.0) -> None:
+        """The controller ends a session (and frees its slot) when its last leg's hangup arrives."""
+        deadline = time.monotonic() + timeout
+        while True:
+            doc = self.stack.api_ok("GET", f"/v1/sessions/{session_id}", key=self.acme.key)
+            if doc["status"] == status:
+                return
+            assert time.monotonic() < deadline, f"session {session_id} is {doc['status']}, not {status}"
+            time.sleep(0.05)
+
+    def configure(self, **settings: object) -> dict[str, object]:
+        """acme's SIP settings: the baseline, with ``settings`` on top, applied and reloaded."""
+        body: dict[str, object] = {
+            "enabled": True, "ip_allowlist": [], "require_tls": False, "require_srtp": False,
+            "allowed_transports": ["tls", "tcp", "udp"], "max_concurrent_calls": 10}
+        body.update(settings)
+        return self.stack.configure_sip(body, key=self.acme.key)
+
+
+def _tenant(stack: DemoStack, org_id: str, key: str) -> Tenant:
+    stack.api_ok("PATCH", "/v1/sip", {"enabled": True}, key=key)
+    creds = stack.generate_credentials(key=key)
+    return Tenant(org_id, key, str(creds["username"]), str(creds["password"]))
+
+
+@pytest.fixture(scope="package")
+def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
+    workdir: Path = tmp_path_factory.mktemp("edge")
+    # The rejection tests need no translation: the passthrough engine starts at once.
+    with DemoStack(workdir, engine="passthrough") as stack:
+        acme = _tenant(stack, stack.org_id, stack.api_key)
+        other = _tenant(stack, *stack.create_org("Other"))
+        stack.reload()
+        yield Edge(stack, acme, other)
