@@ -103,13 +103,17 @@ class OfflineEngine(Engine):
         if not text:
             return
         yield Translation(text=text, language=target)
-        if not request.synthesize:
-            return
+        if request.synthesize:
+            yield from self.speech_chunks(text, target, request.output_rate)
+
+    def speech_chunks(self, text: str, language: str, output_rate: int) -> Iterator[SpeechChunk]:
+        """One chunk per sentence (at most MAX_CHUNK_S each), at ``output_rate``, each yielded as
+        soon as it is synthesized."""
         index = 0
+        step = int(MAX_CHUNK_S * output_rate)
         for sentence in split_sentences(text):
-            samples, rate = self.speak(sentence, target)
-            samples = resample(samples, rate, request.output_rate)
-            step = int(MAX_CHUNK_S * request.output_rate)
+            samples, rate = self.speak(sentence, language)
+            samples = resample(samples, rate, output_rate)
             for start in range(0, samples.size, step):
-                yield SpeechChunk(samples[start : start + step], request.output_rate, index)
+                yield SpeechChunk(samples[start : start + step], output_rate, index)
                 index += 1

@@ -47,3 +47,14 @@ def test_config_errors_name_the_variable() -> None:
         BridgeConfig.from_env({"KALLGLOT_VAD_SILENCE_MS": "fast"})
     with pytest.raises(BridgeConfigError, match="KALLGLOT_CT2_MT_PAIRS"):
         BridgeConfig.from_env({"KALLGLOT_CT2_MT_PAIRS": "en"})
+
+
+def test_assistive_mode_needs_no_voice_for_the_agent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A voice is required only for languages someone hears synthesized."""
+    import media_bridge.capabilities as caps
+
+    monkeypatch.setattr(caps, "can_speak", lambda language, config: language == "en")
+    config = BridgeConfig()
+    assert unsupported_pair_reason("en", "es", mode="assistive_translation", config=config) is None
+    reason = unsupported_pair_reason("en", "es", mode="bidirectional_translation", config=config)
+    assert reason is not None and "voice" in reason and "'es'" in reason

@@ -161,3 +161,12 @@ def test_auto_source_is_detected_among_translatable_languages(store: Store, engi
     turn = turns(store, session_id)[0]
     assert turn["language"] == "es"
     assert turn["translation_language"] == "en" and "house" in turn["translation_text"].lower()
+
+
+def test_speech_is_one_chunk_per_sentence_and_at_most_ten_seconds(engine: OfflineEngine) -> None:
+    chunks = list(engine.speech_chunks("Buenos días. Quiero una mesa.", "es", 8000))
+    assert [c.index for c in chunks] == [0, 1]
+    assert all(c.sample_rate == 8000 and 0.3 < c.duration_s < 4 for c in chunks)
+    long_sentence = " ".join(["uno dos tres cuatro cinco seis siete ocho nueve diez"] * 4) + "."
+    long_chunks = list(engine.speech_chunks(long_sentence, "es", 16000))
+    assert len(long_chunks) >= 2 and all(c.duration_s <= 10.0 for c in long_chunks)
