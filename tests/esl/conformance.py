@@ -67,7 +67,7 @@ Hook = Callable[[], None]
 
 
 def _exchange(conn: socket.socket, groups: list[Group], run: Run, *, ws_port: int | None = None,
-              hooks: dict[int, Hook] | None = None) -> None:
+              hooks: dict[int, Hook] | None = None, after: dict[int, Hook] | None = None) -> None:
     """Send each group's command (uuids, ::play paths and the ws port rewritten to the double's),
     then collect as many frames as FreeSWITCH sent after it (5 s at most)."""
     conn.settimeout(0.05)
@@ -87,11 +87,16 @@ def _exchange(conn: socket.socket, groups: list[Group], run: Run, *, ws_port: in
             if ws_port is not None:
                 text = re.sub(r"ws://127\.0\.0\.1:\d+/", f"ws://127.0.0.1:{ws_port}/", text)
             conn.sendall(text.encode())
+        hook = after.get(index) if after else None
         deadline = time.monotonic() + 5
         got: list[Frame] = []
         while len(got) < len(group.frames) and time.monotonic() < deadline:
             while pending and len(got) < len(group.frames):
                 got.append(pending.pop(0))
+            if hook is not None and got:  # the command's reply is in: now act
+                hook()
+                hook = None
+                deadline = time.monotonic() + 5
             if len(got) >= len(group.frames):
                 break
             try:
@@ -154,12 +159,14 @@ def drive_outbound(name: str, fs_factory: Callable[[str], FreeSwitchDouble], cal
     return run
 
 
-def drive_inbound(name: str, fs: FreeSwitchDouble, hooks: dict[int, Hook] | None = None) -> Run:
-    """Connect to the double's ESL port and replay ``name``'s client side (an inbound client)."""
+def drive_inbound(name: str, fs: FreeSwitchDouble, hooks: dict[int, Hook] | None = None,
+                  after: dict[int, Hook] | None = None) -> Run:
+    """Connect to the double's ESL port and replay ``name``'s client side (an inbound client).
+    ``hooks[i]`` run before group ``i``'s command is sent, ``after[i]`` right after it."""
     run = Run()
     conn = socket.create_connection(("127.0.0.1", fs.esl_port), timeout=5)
     try:
-        _exchange(conn, groups_of(name), run, hooks=hooks)
+        _exchange(conn, groups_of(name), run, hooks=hooks, after=after)
     finally:
         conn.close()
     return run

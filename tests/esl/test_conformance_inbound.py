@@ -10,8 +10,9 @@ from typing import Any
 from controller.esl.outbound import OutboundCall
 from tests.esl.conformance import compare, drive_inbound
 from tests.esl.minictl import MiniController
+from tests.esl.wsserver import ScriptedWsServer, fixture_texts_out
 from tests.fsdouble import FreeSwitchDouble
-from tests.fsdouble.sample_conf import PASSWORD, USER, write_sample_conf
+from tests.fsdouble.sample_conf import ACL_USER, PASSWORD, USER, write_sample_conf
 
 
 def _wait(cond: Any, timeout: float = 5) -> None:
@@ -66,3 +67,58 @@ def test_api_bgapi_and_show_calls_during_a_call(tmp_path: Path) -> None:
         ctl.close()
     assert compare(run) == []
     assert ctl.errors == []
+
+
+def test_listener_sees_auth_failures_like_freeswitch(tmp_path: Path) -> None:
+    """No event for the 407; HANGUP + HANGUP_COMPLETE without CREATE for the two 403s;
+    CREATE + HANGUP + HANGUP_COMPLETE for the dialplan's 404 (fixtures README §4)."""
+    with FreeSwitchDouble(write_sample_conf(tmp_path / "conf")) as fs:
+        codes: list[int | None] = []
+
+        def s5_calls() -> None:
+            codes.append(fs.place_call("sess_01HFIXTURE0002").code)
+            codes.append(fs.place_call("sess_01HFIXTURE0002", user=USER, password="wrong").code)
+            codes.append(fs.place_call("sess_01HFIXTURE0002", user=ACL_USER, password=PASSWORD).code)
+            codes.append(fs.place_call("nosuchdest", user=USER, password=PASSWORD).code)
+
+        run = drive_inbound("inbound-events-auth-failures", fs, after={2: s5_calls})
+    assert codes == [407, 403, 403, 404]
+    assert compare(run) == []
+
+
+def test_listener_sees_the_main_call_like_freeswitch(tmp_path: Path) -> None:
+    ws = ScriptedWsServer(texts=fixture_texts_out("outbound-call-udp"), send_after=3).start()
+
+    def handle(call: OutboundCall) -> None:
+        plays: list[Any] = []
+        call.on("mod_audio_stream::play", plays.append)
+        call.myevents()
+        call.subscribe_audio_stream()
+        call.linger()
+        call.execute_wait("answer")
+        url = f"ws://127.0.0.1:{ws.port}/v1/media/s/leg1"
+        call.api(f"uuid_audio_stream {call.uuid} start {url} mono 16k {{}}")
+        import gevent
+
+        with gevent.Timeout(10):
+            while not plays:
+                gevent.sleep(0.01)
+        call.execute_wait("playback", plays[0].json()["file"])
+        call.api(f"uuid_audio_stream {call.uuid} stop")
+        call.hangup()
+        call.wait_hangup(5)
+
+    ctl = MiniController(handle)
+    try:
+        with FreeSwitchDouble(write_sample_conf(tmp_path / "conf"), controller_addr=f"127.0.0.1:{ctl.port}",
+                              temp_dir=tmp_path) as fs:
+            def main_call() -> None:
+                out = fs.place_call("sess_01HFIXTURE0001", user=USER, password=PASSWORD)
+                assert out.code == 200 and out.wait_ended(10)
+
+            run = drive_inbound("inbound-events-call", fs, after={2: main_call})
+    finally:
+        ctl.close()
+        ws.stop()
+    assert ctl.errors == []
+    assert compare(run) == []

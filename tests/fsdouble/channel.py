@@ -129,7 +129,7 @@ class Channel:
     direction: str = "inbound"  # "outbound" for originated legs
     state: str = "CS_INIT"
     state_number: int = 1
-    call_state: str = "RINGING"
+    call_state: str = "DOWN"  # RINGING once routed (as captured on CHANNEL_CREATE)
     answer_state: str = "ringing"
     hangup_cause: str = ""
     created_us: int = field(default_factory=lambda: int(time.time() * 1_000_000))

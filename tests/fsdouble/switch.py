@@ -249,6 +249,7 @@ class FreeSwitchDouble:
         outcome._hangup = lambda: asyncio.run_coroutine_threadsafe(self._remote_hangup(rt, "NORMAL_CLEARING"),
                                                                     self._loop)  # type: ignore[arg-type]
         await self._chan_event(ch, "CHANNEL_CREATE")
+        ch.call_state = "RINGING"
         asyncio.get_running_loop().create_task(self._run_dialplan(rt))
         try:
             waiter = asyncio.to_thread(outcome._final.wait, timeout)
@@ -946,6 +947,7 @@ class FreeSwitchDouble:
         outcome._hangup = lambda: asyncio.run_coroutine_threadsafe(  # type: ignore[arg-type]
             self._remote_hangup(rt, "NORMAL_CLEARING"), self._loop)
         await self._chan_event(ch, "CHANNEL_CREATE")
+        ch.call_state = "RINGING"
         behaviour = self.callees.get(number, "answer")
         if behaviour == "noanswer":
             await asyncio.sleep(float(variables.get("originate_timeout", "60")))
