@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 SERVICE_KEY: web.AppKey[list[FsConfigService]] = web.AppKey("fsconfig_service", list)
 DEBOUNCER_KEY: web.AppKey[Debouncer] = web.AppKey("fsconfig_debouncer", Debouncer)
 RELOAD_DELAY_KEY: web.AppKey[float] = web.AppKey("fsconfig_reload_delay", float)
+# Bring FreeSWITCH up to date with the store when the API starts (changes made while it was down).
+RELOAD_ON_STARTUP_KEY: web.AppKey[bool] = web.AppKey("fsconfig_reload_on_startup", bool)
 _SERVICE_LOCK = threading.Lock()
 
 
@@ -83,6 +85,8 @@ async def reload_handler(request: web.Request) -> web.Response:
 
 def _listener_ctx(app: web.Application) -> Any:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
+        if app.get(RELOAD_ON_STARTUP_KEY, True):
+            app[DEBOUNCER_KEY].notify("startup")
         yield
         debouncer = app.get(DEBOUNCER_KEY)
         if debouncer is not None:

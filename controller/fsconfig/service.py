@@ -169,15 +169,17 @@ class FsConfigService:
             plan = plan_reload(snapshot(read_files(base) if base else {}), snapshot(files))
             if not plan.files_changed:
                 return ReloadOutcome()
-            generation = self.tree.stage(files)
-            self.tree.point_to(generation)
-            try:
-                result = self._send(plan)
-            except ReloadCommandError as exc:
-                restore = self._roll_back(previous, generation, exc)
-                log.error("FreeSWITCH reload failed at %r (%s); rolled back", exc.command,
-                          exc.reply.strip() if exc.reply is not None else exc.detail)
-                raise ReloadError(str(exc), exc.command, exc.reply, exc.done, restore) from exc
+            with self._connection(plan) as esl:
+                # Connected before anything is swapped: an unreachable FreeSWITCH changes nothing.
+                generation = self.tree.stage(files)
+                self.tree.point_to(generation)
+                try:
+                    result = apply_commands(esl, plan.commands, sleep=self.sleep) if esl else ApplyResult()
+                except ReloadCommandError as exc:
+                    restore = self._roll_back(esl, previous, generation, exc)
+                    log.error("FreeSWITCH reload failed at %r (%s); rolled back", exc.command,
+                              exc.reply.strip() if exc.reply is not None else exc.detail)
+                    raise ReloadError(str(exc), exc.command, exc.reply, exc.done, restore) from exc
             mark_applied(self.tree, generation)
             self.tree.prune({p for p in (generation, previous) if p})
         outcome = ReloadOutcome(list(plan.files_changed), result.results, plan.restart, result.restart_waits)
@@ -185,17 +187,23 @@ class FsConfigService:
                  len(outcome.files_changed), [r.command for r in outcome.commands])
         return outcome
 
-    def _send(self, plan: ReloadPlan) -> ApplyResult:
+    @contextmanager
+    def _connection(self, plan: ReloadPlan) -> Iterator[EslApi | None]:
+        """An ESL connection when the plan has commands (None otherwise); connect failures
+        become a ReloadError before any file is touched."""
         if plan.empty:
-            return ApplyResult()
+            yield None
+            return
         try:
             connection = self.esl_factory()
             esl = connection.__enter__()
         except Exception as exc:
             detail = f"{type(exc).__name__}: {exc}"
-            raise ReloadCommandError(plan.commands[0], None, [], detail=detail) from exc
+            log.error("FreeSWITCH reload not started: %s", detail)
+            message = f"{plan.commands[0]}: {detail}"
+            raise ReloadError(message, plan.commands[0], None, [], []) from exc
         try:
-            return apply_commands(esl, plan.commands, sleep=self.sleep)
+            yield esl
         finally:
             try:
                 connection.__exit__(None, None, None)
@@ -203,7 +211,7 @@ class FsConfigService:
                 pass
 
     def _roll_back(
-        self, previous: Path | None, generation: Path, exc: ReloadCommandError
+        self, esl: EslApi | None, previous: Path | None, generation: Path, exc: ReloadCommandError
     ) -> list[CommandResult]:
         if previous is not None:
             self.tree.point_to(previous)
@@ -211,11 +219,10 @@ class FsConfigService:
             self.tree.link.unlink(missing_ok=True)
         self.tree.discard(generation)
         replay = [r.command for r in exc.done if r.command in _IDEMPOTENT or r.command.endswith(" rescan")]
-        if exc.reply is None or not replay:
+        if esl is None or exc.reply is None or not replay:
             return []
         try:
-            with self.esl_factory() as esl:
-                return apply_commands(esl, replay, sleep=self.sleep).results
-        except Exception as restore_exc:  # the rollback of files stands; report what FreeSWITCH said
+            return apply_commands(esl, replay, sleep=self.sleep).results
+        except ReloadCommandError as restore_exc:  # the rollback of files stands; report it
             log.error("re-reading the restored configuration failed: %s", restore_exc)
-            return []
+            return restore_exc.done

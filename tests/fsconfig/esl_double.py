@@ -16,6 +16,7 @@ from tests.conftest import FIXTURES_DIR
 
 RELOAD_LOG = FIXTURES_DIR / "esl" / "inbound-reload.log"
 
+DROP = "<drop the connection>"
 RESTART_REFUSED = (
     "Profile kallglot must be up for at least 10 seconds to stop/restart.\nPlease wait 8 seconds\n"
 )
@@ -134,7 +135,10 @@ class EslDouble:
                 if line.startswith("api "):
                     cmd = line[4:]
                     self.commands.append(cmd)
-                    body = self.reply_for(cmd).encode()
+                    reply = self.reply_for(cmd)
+                    if reply == DROP:
+                        return  # FreeSWITCH went away mid-command: close without a reply
+                    body = reply.encode()
                     conn.sendall(b"Content-Type: api/response\nContent-Length: "
                                  + str(len(body)).encode() + b"\n\n" + body)
                     continue

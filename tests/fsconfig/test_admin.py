@@ -17,7 +17,7 @@ from aiohttp import web
 from controller.api.server import create_app
 from controller.appkeys import SETTINGS_LISTENERS_KEY
 from controller.domain import api_keys, organizations
-from controller.fsconfig.admin_routes import DEBOUNCER_KEY, RELOAD_DELAY_KEY, install
+from controller.fsconfig.admin_routes import DEBOUNCER_KEY, RELOAD_DELAY_KEY, RELOAD_ON_STARTUP_KEY, install
 from controller.settings import Settings
 from controller.store import Store
 from tests.fsconfig.esl_double import EslDouble
@@ -58,10 +58,12 @@ class Env:
     store: Store
 
 
-def start(store: Store, settings: Settings, fs: EslDouble, token: str = TOKEN) -> Server:
+def start(store: Store, settings: Settings, fs: EslDouble, token: str = TOKEN,
+          reload_on_startup: bool = False) -> Server:
     s = replace(settings, admin_token=token, esl_host="127.0.0.1", esl_port=fs.port, db_path=store.path)
     app = create_app(s, store)
     app[RELOAD_DELAY_KEY] = 0.05
+    app[RELOAD_ON_STARTUP_KEY] = reload_on_startup
     install(app)
     return Server(app)
 
@@ -159,3 +161,14 @@ def test_api_sip_patch_reaches_freeswitch(env: Env, conf_dir: Path) -> None:
     wait_for(lambda: "sofia profile kallglot start" in env.fs.commands)
     directory = (conf_dir / "rendered" / "directory.xml").read_text()
     assert r.json()["username"] in directory and password not in directory
+
+
+def test_api_start_brings_freeswitch_up_to_date(store: Store, settings: Settings) -> None:
+    add_org(store)
+    with EslDouble() as fs:
+        server = start(store, settings, fs, reload_on_startup=True)
+        try:
+            wait_for(lambda: server.app[DEBOUNCER_KEY].runs >= 1)
+        finally:
+            server.stop()
+    assert fs.commands == ["reloadxml", "reloadacl", "sofia profile kallglot start"]

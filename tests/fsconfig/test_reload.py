@@ -19,7 +19,7 @@ from controller.fsconfig.service import FsConfigService, ReloadError
 from controller.fsconfig.tree import APPLIED_MARKER, GENERATION_PREFIX, read_files
 from controller.settings import Settings
 from controller.store import Store
-from tests.fsconfig.esl_double import RELOAD_LOG, RESTART_REFUSED, EslDouble, captured_replies
+from tests.fsconfig.esl_double import DROP, RELOAD_LOG, RESTART_REFUSED, EslDouble, captured_replies
 from tests.fsconfig.helpers import add_connection, add_org, update_connection, update_sip
 
 T = TypeVar("T")
@@ -159,12 +159,14 @@ def test_unreachable_freeswitch_rolls_back(
     org = add_org(store)
     with EslDouble() as fs:
         in_thread(service(store, settings, fs).reload)
-    before = live_files(conf_dir)
+    before, gens = live_files(conf_dir), generations(conf_dir)
     update_sip(store, org, a1_hash="e" * 32)
     with pytest.raises(ReloadError) as err:
         in_thread(service(store, settings, None).reload)
     assert err.value.reply is None and err.value.command == "reloadxml"
-    assert live_files(conf_dir) == before
+    assert "EslDisconnected" in str(err.value)  # the connect failure, named
+    # Nothing was staged or swapped: the connection is made before any file is touched.
+    assert live_files(conf_dir) == before and generations(conf_dir) == gens
 
 
 def test_wrong_esl_password_is_an_error_without_the_password(store: Store, settings: Settings) -> None:
@@ -242,3 +244,18 @@ def test_concurrent_reloads_apply_a_change_once(store: Store, settings: Settings
             outcomes = list(pool.map(lambda s: s.reload(), services))
     assert fs.commands == ["reloadxml"]
     assert sorted(len(o.commands) for o in outcomes) == [0, 0, 0, 1]
+
+
+def test_connection_lost_mid_plan_rolls_back(store: Store, settings: Settings, conf_dir: Path) -> None:
+    org = add_org(store)
+    with EslDouble() as fs:
+        svc = service(store, settings, fs)
+        in_thread(svc.reload)
+        before, gens = live_files(conf_dir), generations(conf_dir)
+        fs.script["reloadacl"] = DROP
+        update_sip(store, org, ip_allowlist=["10.0.0.0/8"])
+        with pytest.raises(ReloadError) as err:
+            in_thread(svc.reload)
+    assert err.value.command == "reloadacl" and err.value.reply is None
+    assert [r.command for r in err.value.done] == ["reloadxml"] and err.value.restore == []
+    assert live_files(conf_dir) == before and generations(conf_dir) == gens
