@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -253,3 +254,44 @@ def test_outbound_srtp_488_hangup_before_answer_completes() -> None:
 
     _run_outbound("srtp-mandatory-no-crypto", handle)
     assert seen == {"response": "_none_", "hungup_first": True, "cause": "INCOMPATIBLE_DESTINATION"}
+
+
+def test_greenswitch_defects_we_work_around_still_exist() -> None:
+    """Why the layer has its own reader (DESIGN.md §4): greenswitch 0.0.19 glues a plain event's
+    body onto the inner Content-Length header and a compact JSON event body makes its parser
+    raise (killing its reader greenlet). If these start failing, greenswitch was fixed."""
+    from greenswitch.esl import ESLEvent
+
+    from controller.esl.protocol import FrameParser
+    from tests.fsdouble.fixtures import fs_records
+
+    record = next(r for r in fs_records("outbound-call-udp") if b"mod_audio_stream%3A%3Aplay" in r)
+    frame = FrameParser().feed(record)[0]
+    glued = ESLEvent("")
+    glued.parse_data(frame.body.decode())
+    assert glued.headers["Content-Length"].startswith("103\n\n{")
+    assert Event.from_frame(frame).body.startswith(b'{"audioDataType"')
+    with pytest.raises(AttributeError):
+        ESLEvent("").parse_data('{"Event-Name":"CHANNEL_ANSWER"}')
+
+
+def test_inbound_client_in_a_monkey_patched_process(tmp_path: Path) -> None:
+    """The controller's situation: gevent.monkey.patch_all() first, then our client."""
+    import subprocess
+    import sys
+
+    from tests.fsdouble import FreeSwitchDouble
+    from tests.fsdouble.sample_conf import write_sample_conf
+
+    script = (
+        "from gevent import monkey; monkey.patch_all()\n"
+        "import sys\n"
+        "from controller.esl.inbound import InboundClient\n"
+        "esl = InboundClient.connect('127.0.0.1', int(sys.argv[1]), 'ClueCon', timeout=5)\n"
+        "print(esl.api('reloadxml').strip()); print(esl.bgapi_result('reloadacl').strip()); esl.exit()\n"
+    )
+    with FreeSwitchDouble(write_sample_conf(tmp_path / "conf")) as fs:
+        done = subprocess.run([sys.executable, "-c", script, str(fs.esl_port)], capture_output=True,
+                              text=True, timeout=60, cwd=str(Path(__file__).parents[2]))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == ["+OK [Success]", "+OK acl reloaded"]

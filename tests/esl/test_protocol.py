@@ -192,3 +192,20 @@ def test_json_body_has_no_trailing_newline_and_decodes() -> None:
     assert event.json() == {"a": 1}
     assert json.loads(event.body) == {"a": 1}
     assert frame.encode().endswith(b'\n\n{"a":1}')
+
+
+_HEADER_NAME = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_",
+                       min_size=1, max_size=20)
+_VALUE = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=60)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(_HEADER_NAME, _VALUE), min_size=1, max_size=12), st.binary(max_size=200))
+def test_event_encoding_round_trips_any_values(items: list[tuple[str, str]], body: bytes) -> None:
+    items = [(k, v) for k, v in items if k != "Content-Length"]
+    wire = encode_event_plain(items, body)
+    frames = FrameParser().feed(wire)
+    assert len(frames) == 1
+    event = Event.from_frame(frames[0])
+    assert [(k, v) for k, v in event.items if k != "Content-Length"] == items
+    assert event.body == body
