@@ -166,3 +166,21 @@ def test_freeswitch_double_reads_the_rendered_tree(store: Store, settings: Setti
     assert fs.acl_allows(user.params["auth-acl"], "198.51.100.9")
     assert not fs.acl_allows(user.params["auth-acl"], "203.0.113.9")
     assert [e.name for e in fs.contexts["kallglot"]] == ["kallglot_session", "kallglot_not_found"]
+
+
+def test_empty_install_renders_a_closed_but_valid_tree(
+    store: Store, settings: Settings, conf_dir: Path
+) -> None:
+    summary = FsConfigService(store, settings).render_live()
+    assert summary["users"] == 0 and summary["gateways"] == [] and summary["transports"] == ["tcp", "udp"]
+    pre = Preprocessor(conf_dir)
+    doc = parse(pre.document())
+    sections = {s.get("name"): s for s in doc.findall("section")}
+    assert list(sections["directory"].iter("user")) == []
+    config = {c.get("name"): c for c in sections["configuration"].findall("configuration")}
+    assert {lst.get("name") for lst in config["acl.conf"].iter("list")} == {"kallglot_esl"}
+    (profile,) = config["sofia.conf"].iter("profile")
+    p = params(profile.find("settings"))  # type: ignore[arg-type]
+    assert p["auth-calls"] == "true" and p["tls"] == "false" and "apply-inbound-acl" not in p
+    actions = [a.get("data") for a in sections["dialplan"].iter("action")]
+    assert actions == ["127.0.0.1:8084 async full", "404"]
