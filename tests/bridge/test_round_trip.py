@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Iterator
 
 import aiohttp
+import numpy as np
 import pytest
 
 from controller.store import Store
@@ -49,8 +50,6 @@ async def collect_audio(ws: aiohttp.ClientWebSocketResponse, first_timeout: floa
 
 
 def transcribe(engine: OfflineEngine, chunks: list, rate: int, language: str) -> str:
-    import numpy as np
-
     audio = to_float(resample(np.concatenate(chunks).astype(np.int16), rate, 16000))
     return engine.asr.transcribe(audio, language).text.lower()
 
@@ -170,3 +169,35 @@ def test_speech_is_one_chunk_per_sentence_and_at_most_ten_seconds(engine: Offlin
     long_sentence = " ".join(["uno dos tres cuatro cinco seis siete ocho nueve diez"] * 4) + "."
     long_chunks = list(engine.speech_chunks(long_sentence, "es", 16000))
     assert len(long_chunks) >= 2 and all(c.duration_s <= 10.0 for c in long_chunks)
+
+
+def test_both_languages_auto_are_learned_from_each_party(store: Store, engine: OfflineEngine) -> None:
+    """Until the agent has spoken, the customer's language is known but the agent's is not: the
+    first turn stays untranslated; afterwards both directions are translated."""
+    session_id = make_session(store, source="auto", target="auto")
+
+    async def main() -> None:
+        async with running_bridge(store, engine, CONFIG) as rb, aiohttp.ClientSession() as http:
+            customer = await connect_leg(http, rb.url, session_id, "leg_c", "customer")
+            agent = await connect_leg(http, rb.url, session_id, "leg_a", "agent")
+            english = speak("I would like a table for two people.", "en")
+            await send_audio(customer, np.concatenate([silence(0.3), english, silence(1.0)]))
+            outcomes = rb.bridge.metrics.utterances
+            for _ in range(1200):
+                if outcomes.labels("untranslated")._value.get() == 1:
+                    break
+                await asyncio.sleep(0.1)
+            spanish = speak("Buenos días, mi casa es muy grande.", "es")
+            await send_audio(agent, np.concatenate([silence(0.3), spanish, silence(1.0)]))
+            await collect_audio(customer, first_timeout=120)
+            await send_audio(customer, np.concatenate([silence(0.3), english, silence(1.0)]))
+            await collect_audio(agent, first_timeout=120)
+            await customer.close()
+            await agent.close()
+
+    asyncio.run(main())
+    first, second, third = turns(store, session_id)
+    assert (first["speaker"], first["language"], first["translation_text"]) == ("customer", "en", None)
+    assert second["speaker"] == "agent" and second["language"] == "es"
+    assert second["translation_language"] == "en" and "house" in second["translation_text"].lower()
+    assert third["translation_language"] == "es" and "mesa" in third["translation_text"].lower()
