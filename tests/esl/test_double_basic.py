@@ -161,3 +161,27 @@ def test_originate_through_a_gateway_into_the_socket(conf: Path) -> None:
     assert seen["data"]["variable_kallglot_role"] == "agent"
     assert seen["data"]["Answer-State"] == "answered"
     assert seen["cause"] == "NORMAL_CLEARING"
+
+
+def test_myevents_alone_does_not_deliver_custom_events(conf: Path) -> None:
+    """fixtures README §8: mod_audio_stream events need their own CUSTOM subscription."""
+    keys: list[str] = []
+
+    def handle(call: OutboundCall) -> None:
+        call.on("*", lambda ev: keys.append(ev.key))
+        call.myevents()
+        call.execute_wait("answer")
+        call.api(f"uuid_audio_stream {call.uuid} start ws://127.0.0.1:9/x mono 16k")
+        import gevent
+
+        gevent.sleep(0.5)  # room for a ::error that must not arrive
+        call.hangup()
+        call.wait_hangup(5)
+
+    with run_with(conf, handle) as (fs, ctl):
+        out = fs.place_call("sess_10", user=USER, password=PASSWORD)
+        assert out.wait_ended(10)
+        ctl.close()
+        assert ctl.errors == []
+    assert "CHANNEL_ANSWER" in keys and "CHANNEL_HANGUP" in keys
+    assert not [k for k in keys if k.startswith("mod_audio_stream::")]

@@ -57,6 +57,7 @@ class Listener:
         self.outbound = outbound
         self.authed = outbound
         self.all_events = False
+        self.all_plain = False  # myevents: every event but CUSTOM ones (fixtures README §8)
         self.names: set[str] = set()
         self.subclasses: set[str] = set()
         self.all_custom = False
@@ -130,6 +131,7 @@ class Listener:
 
     def unsubscribe_all(self) -> None:
         self.all_events = False
+        self.all_plain = False
         self.all_custom = False
         self.names.clear()
         self.subclasses.clear()
@@ -143,7 +145,7 @@ class Listener:
             sub = headers.get("Event-Subclass", "")
             ok = self.all_events or self.all_custom or sub in self.subclasses
         else:
-            ok = self.all_events or name in self.names
+            ok = self.all_events or self.all_plain or name in self.names
         if not ok:
             return False
         if self.my_uuid and headers.get("Unique-ID") != self.my_uuid:

@@ -542,7 +542,7 @@ class FreeSwitchDouble:
         elif verb == "myevents":
             target = rest.split()[1] if len(rest.split()) > 1 else (rest.strip() or None)
             lst.my_uuid = target if target and target != "plain" else (rt.channel.uuid if rt else None)
-            lst.subscribe(["ALL"])
+            lst.all_plain = True
             await lst.reply("+OK Events Enabled")
         elif verb == "noevents":
             lst.unsubscribe_all()
