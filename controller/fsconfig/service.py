@@ -1,11 +1,12 @@
 """Render + validate + swap, and render + reload with rollback: the steps in one place.
 
 Reload flow (all under the conf dir's lock): render and validate in memory (a bad setting
-fails here, nothing written) → diff against the generation FreeSWITCH last applied → write the
-new generation and swap the ``rendered`` link → send the planned ESL commands. If FreeSWITCH
-refuses a command or cannot be reached, the link goes back to the previous generation, the
-commands that had already succeeded are replayed (best effort) so FreeSWITCH re-reads the old
-files, and a ReloadError carries FreeSWITCH's reply.
+fails here, nothing written) → diff against the generation FreeSWITCH last applied → connect
+to ESL (unreachable: stop here, nothing touched) → write the new generation and swap the
+``rendered`` link → send the planned commands. If FreeSWITCH refuses a command or the
+connection drops, the link goes back to the previous generation, the commands that had already
+succeeded are replayed (best effort) so FreeSWITCH re-reads the old files, and a ReloadError
+carries FreeSWITCH's reply.
 """
 
 from __future__ import annotations
@@ -39,11 +40,14 @@ log = logging.getLogger(__name__)
 EslFactory = Callable[[], AbstractContextManager[EslApi]]
 # Replayed after a rollback so FreeSWITCH re-reads the restored files; safe to repeat.
 _IDEMPOTENT = ("reloadxml", "reloadacl")
+ESL_CONNECT_TIMEOUT_S = 5.0
+# rescan/restart answer after re-reading the XML; give them time on a large config.
 ESL_TIMEOUT_S = 30.0
 
 
 class ReloadError(Exception):
-    """A reload that did not go through; the live tree has been rolled back."""
+    """A reload that did not go through; the live tree is the previous one again (rolled back,
+    or never touched when FreeSWITCH could not be reached)."""
 
     def __init__(self, message: str, command: str, reply: str | None, done: list[CommandResult],
                  restore: list[CommandResult]) -> None:
@@ -105,12 +109,13 @@ def render_validated(store: Store, settings: Settings) -> tuple[ConfigInput, Ren
 
 
 @contextmanager
-def inbound_esl(settings: Settings, timeout: float = ESL_TIMEOUT_S) -> Iterator[EslApi]:
+def inbound_esl(settings: Settings, timeout: float = ESL_TIMEOUT_S,
+                connect_timeout: float = ESL_CONNECT_TIMEOUT_S) -> Iterator[EslApi]:
     """An inbound ESL connection (controller/esl) for the calling thread, closed on exit."""
     from controller.esl.inbound import InboundClient
 
     client = InboundClient.connect(
-        settings.esl_host, settings.esl_port, settings.esl_password, timeout=timeout
+        settings.esl_host, settings.esl_port, settings.esl_password, timeout=connect_timeout
     )
 
     class _Api:
