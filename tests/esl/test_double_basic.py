@@ -79,6 +79,9 @@ def test_respond_503_with_call_limit_header(conf: Path) -> None:
         assert (out.code, out.headers["X-Call-Limit"]) == (503, "5")
         assert out.hangup_cause == "NORMAL_TEMPORARY_FAILURE"
         assert out.headers["Reason"] == 'Q.850;cause=41;text="NORMAL_TEMPORARY_FAILURE"'
+        assert list(out.headers) == ["Max-Forwards", "Reason", "X-Call-Limit", "Remote-Party-ID"]
+        assert out.headers["Remote-Party-ID"] == \
+            '"sess_02" <sip:sess_02@sip.fixture.test>;party=calling;privacy=off;screen=no'
         assert ctl.errors == []
 
 

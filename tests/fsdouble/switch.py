@@ -793,12 +793,18 @@ class FreeSwitchDouble:
                 rt.outcome.bye_reason = reason
             else:
                 code = sip_code or cause_to_sip(cause)
-                headers = {"Reason": reason}
-                if sip_code is not None:  # `respond` adds sip_rh_ headers, Max-Forwards, Remote-Party-ID
+                headers: dict[str, str] = {}
+                if sip_code is None:
+                    headers["Reason"] = reason
+                else:  # `respond`, as captured: Max-Forwards … Reason, sip_rh_ headers, Remote-Party-ID
+                    headers["Max-Forwards"] = "70"
+                    headers["Reason"] = reason
                     for k, v in ch.variables.items():
                         if k.startswith("sip_rh_"):
                             headers[k[len("sip_rh_"):]] = v
-                    headers["Max-Forwards"] = "70"
+                    dest, host = ch.caller["destination"], ch.variables.get("sip_req_host", "")
+                    headers["Remote-Party-ID"] = (f'"{dest}" <sip:{dest}@{host}>;party=calling;privacy=off;'
+                                                  "screen=no")
                 ch.sip_final = code
                 ch.sip_headers = headers
                 rt.outcome._set_final(code, SIP_REASONS.get(code, "Error"), headers)
