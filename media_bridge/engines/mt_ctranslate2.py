@@ -8,6 +8,8 @@ from pathlib import Path
 
 from media_bridge.engines.base import EngineError, UnsupportedPairError
 
+MAX_TOKENS = 256  # an utterance is at most ~15 s of speech
+
 # ISO 639-1 → NLLB-200 (FLORES) codes for the languages we map elsewhere.
 NLLB_CODES = {
     "en": "eng_Latn",
@@ -90,9 +92,13 @@ class CT2Translator:
         if self.nllb:
             batch = [[NLLB_CODES[source], *tokens, "</s>"]]
             prefix = [[NLLB_CODES[target]]]
-            result = self._translator.translate_batch(batch, target_prefix=prefix, beam_size=2)  # type: ignore[attr-defined]
+            result = self._translator.translate_batch(  # type: ignore[attr-defined]
+                batch, target_prefix=prefix, beam_size=2, max_decoding_length=MAX_TOKENS
+            )
             out = result[0].hypotheses[0][1:]
         else:
-            result = self._translator.translate_batch([[*tokens, "</s>"]], beam_size=2)  # type: ignore[attr-defined]
+            result = self._translator.translate_batch(  # type: ignore[attr-defined]
+                [[*tokens, "</s>"]], beam_size=2, max_decoding_length=MAX_TOKENS
+            )
             out = result[0].hypotheses[0]
         return str(self._sp_target.decode(out)).strip()  # type: ignore[attr-defined]
