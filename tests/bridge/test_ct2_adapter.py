@@ -35,3 +35,20 @@ def test_opus_mt_dir_without_tokenizers_is_reported(tmp_path: Path) -> None:
     (model / "target.spm").unlink()
     with pytest.raises(EngineError, match=r"target\.spm"):
         CT2Translator(model, (("en", "es"),)).translate("hello", "en", "es")
+
+
+def test_offline_engine_prefers_the_ct2_model_for_its_pairs(tmp_path: Path) -> None:
+    from media_bridge.config import BridgeConfig
+    from media_bridge.engines.mt_apertium import ApertiumTranslator
+    from media_bridge.engines.offline import OfflineEngine
+
+    model = build_tiny_model(tmp_path / "opus")
+    config = BridgeConfig.from_env({"KALLGLOT_CT2_MT_MODEL": str(model), "KALLGLOT_CT2_MT_PAIRS": "en-es"})
+    engine = OfflineEngine(config)  # models load lazily: nothing heavy happens here
+    text = "the house is big"
+    assert engine.translate(text, "en", "es") == CT2Translator(model, (("en", "es"),)).translate(
+        text, "en", "es"
+    )
+    assert engine.translate(text, "en", "es") != ApertiumTranslator().translate(text, "en", "es")
+    assert "house" in engine.translate("la casa es grande", "es", "en").lower()  # Apertium for the rest
+    assert engine.source_candidates("es") == frozenset({"en", "es"})
