@@ -97,6 +97,7 @@ class EslConnection(ESLProtocol):  # type: ignore[misc]
         self._auth_request = gevent.event.Event()
         self.lingering = False
         self.disconnect_notice: Event | None = None
+        self.rejection: str | None = None  # text/rude-rejection body (ESL ACL refused us)
         if sock is not None:
             self.connected = True
 
@@ -175,7 +176,8 @@ class EslConnection(ESLProtocol):  # type: ignore[misc]
                 self.lingering = True
             self._events.put((DISCONNECT, notice))
         elif ctype == protocol.RUDE_REJECTION:
-            log.warning("FreeSWITCH rejected the ESL connection: %s", frame.body_text().strip())
+            self.rejection = frame.body_text().strip()
+            log.warning("FreeSWITCH rejected the ESL connection: %s", self.rejection)
             self._auth_request.set()
         else:
             log.debug("ignoring ESL frame of type %r", ctype)

@@ -53,6 +53,9 @@ class InboundClient(EslConnection):
         self.start_event_handlers()
         if not self._auth_request.wait(timeout):
             raise EslTimeout(f"no auth/request from {host}:{port} within {timeout:g} s")
+        if self.rejection is not None:
+            raise EslAuthError(f"FreeSWITCH at {host}:{port} refused this client by its ESL ACL "
+                               f"(event_socket.conf apply-inbound-acl): {self.rejection}")
         if self.closed:
             raise EslDisconnected(f"{host}:{port} closed the connection before authentication")
         if any(c in password for c in "\r\n"):

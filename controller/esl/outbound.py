@@ -207,7 +207,8 @@ class OutboundServer:
         self._server.serve_forever()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop accepting, release every live call socket with ``exit``."""
+        """Stop accepting and close every live call socket (FreeSWITCH then continues those
+        channels' dialplans: with nothing after ``socket`` they hang up)."""
         self._server.stop(timeout=timeout)
         for call in list(self.calls):
             call.close()

@@ -295,3 +295,25 @@ def test_inbound_client_in_a_monkey_patched_process(tmp_path: Path) -> None:
                               text=True, timeout=60, cwd=str(Path(__file__).parents[2]))
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n")[:2] == ["+OK [Success]", "+OK acl reloaded"]
+
+
+def test_rude_rejection_is_a_clear_auth_error() -> None:
+    """mod_event_socket's answer to a client outside its ACL."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    body = b"Access Denied, go away.\n"
+
+    def fake_fs() -> None:
+        conn, _ = listener.accept()
+        conn.sendall(b"Content-Type: text/rude-rejection\nContent-Length: %d\n\n" % len(body) + body)
+        conn.close()
+
+    t = threading.Thread(target=fake_fs, daemon=True)
+    t.start()
+    with pytest.raises(EslAuthError, match="ACL"):
+        in_thread(lambda: InboundClient.connect("127.0.0.1", port, "ClueCon", timeout=2))
+    listener.close()
