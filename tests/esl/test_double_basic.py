@@ -188,3 +188,29 @@ def test_myevents_alone_does_not_deliver_custom_events(conf: Path) -> None:
         assert ctl.errors == []
     assert "CHANNEL_ANSWER" in keys and "CHANNEL_HANGUP" in keys
     assert not [k for k in keys if k.startswith("mod_audio_stream::")]
+
+
+def test_many_concurrent_calls(conf: Path) -> None:
+    """40 simultaneous calls through one double and one gevent controller, awaited from an
+    asyncio test loop (aplace_call)."""
+    import asyncio
+
+    def handle(call: OutboundCall) -> None:
+        call.myevents()
+        call.linger()
+        call.execute_wait("answer", timeout=20)
+        call.wait_hangup(30)
+
+    with run_with(conf, handle) as (fs, ctl):
+        async def burst() -> list[Any]:
+            return await asyncio.gather(*[
+                fs.aplace_call(f"sess_{n:04d}", user=USER, password=PASSWORD, timeout=30) for n in range(40)])
+
+        outs = asyncio.run(burst())
+        assert [o.code for o in outs] == [200] * 40
+        assert len({o.uuid for o in outs}) == 40
+        for o in outs:
+            o.hangup()
+        assert all(o.wait_ended(10) for o in outs)
+        ctl.close()
+        assert ctl.errors == []

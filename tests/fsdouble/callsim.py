@@ -8,6 +8,7 @@ import asyncio
 import hashlib
 import hmac
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,6 +80,8 @@ class CallOutcome:
     _ended: threading.Event = field(default_factory=threading.Event, repr=False)
     _final: threading.Event = field(default_factory=threading.Event, repr=False)
     _hangup: object = field(default=None, repr=False)  # set by the double: callable() -> None
+    # Called (on the double's loop) when the final response is known.
+    _on_final: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     @property
     def answered(self) -> bool:
@@ -110,10 +113,17 @@ class CallOutcome:
         self._final.set()
         if code >= 300:
             self._ended.set()
+        self._notify()
 
     def _set_ended(self) -> None:
         self._final.set()
         self._ended.set()
+        self._notify()
+
+    def _notify(self) -> None:
+        callbacks, self._on_final = self._on_final, []
+        for callback in callbacks:
+            callback()
 
 
 class AuthResult:

@@ -248,14 +248,13 @@ class FreeSwitchDouble:
         ch, rt = self._new_channel(spec, profile, auth.user, outcome)
         outcome._hangup = lambda: asyncio.run_coroutine_threadsafe(self._remote_hangup(rt, "NORMAL_CLEARING"),
                                                                     self._loop)  # type: ignore[arg-type]
+        final = asyncio.Event()
+        outcome._on_final.append(final.set)
         await self._chan_event(ch, "CHANNEL_CREATE")
         ch.call_state = "RINGING"
         asyncio.get_running_loop().create_task(self._run_dialplan(rt))
-        try:
-            waiter = asyncio.to_thread(outcome._final.wait, timeout)
-            await asyncio.wait_for(asyncio.shield(waiter), timeout + 1)
-        except TimeoutError:
-            pass
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(final.wait(), timeout)
         return outcome
 
     async def _auth_failure_events(self, spec: CallSpec) -> None:
