@@ -317,3 +317,32 @@ def test_rude_rejection_is_a_clear_auth_error() -> None:
     with pytest.raises(EslAuthError, match="ACL"):
         in_thread(lambda: InboundClient.connect("127.0.0.1", port, "ClueCon", timeout=2))
     listener.close()
+
+
+def test_reused_executor_threads_from_an_asyncio_app(tmp_path: Path) -> None:
+    """The API process's pattern: each request runs connect/api/close in run_in_executor; pool
+    threads are reused, so a thread's gevent hub serves several short-lived connections."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.fsdouble import FreeSwitchDouble
+    from tests.fsdouble.sample_conf import write_sample_conf
+
+    with FreeSwitchDouble(write_sample_conf(tmp_path / "conf")) as fs:
+        port = fs.esl_port
+
+        def one_request(n: int) -> str:
+            esl = InboundClient.connect("127.0.0.1", port, "ClueCon", timeout=5)
+            try:
+                return f"{n}:{threading.get_ident()}:" + esl.api("reloadacl", timeout=5).strip()
+            finally:
+                esl.close()
+
+        async def app() -> list[str]:
+            loop = asyncio.get_running_loop()
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                return await asyncio.gather(*[loop.run_in_executor(pool, one_request, n) for n in range(8)])
+
+        results = asyncio.run(app())
+    assert [r.split(":")[2] for r in results] == ["+OK acl reloaded"] * 8
+    assert len({r.split(":")[1] for r in results}) <= 2  # the same threads were reused
