@@ -7,7 +7,7 @@ silence. Latency for the bridge = from sending the frame at which the bridge's V
 speech (found by running the same segmenter on the client side) to receiving the streamAudio on
 the agent leg; for the echo server = a frame's round trip. Both servers run as subprocesses.
 
-    .venv/bin/python bench/bridge_bench.py [--levels 20,50,100] [--seconds 6]
+    .venv/bin/python bench/bridge_bench.py [--levels 20,50,100] [--seconds 6] [--buffer-ms 100]
 
 Prints figures; asserts nothing. A level is "carried" when every frame reached the bridge, none
 was dropped, and the bridge's p99 stayed under --max-p99-ms.
@@ -102,18 +102,19 @@ async def wait_up(url: str) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
-async def paced(n_frames: int, send) -> None:  # type: ignore[no-untyped-def]
+async def paced(n_messages: int, batch: int, send) -> None:  # type: ignore[no-untyped-def]
+    """Call ``send(i)`` every ``batch`` × 20 ms (STREAM_BUFFER_SIZE = batch × 20)."""
     start = time.monotonic()
-    for i in range(n_frames):
+    for i in range(n_messages):
         await send(i)
-        delay = start + (i + 1) * 0.02 - time.monotonic()
+        delay = start + (i + 1) * 0.02 * batch - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
 
 
-async def run_echo_level(port: int, legs: int, seconds: float) -> dict[str, float]:
+async def run_echo_level(port: int, legs: int, seconds: float, batch: int) -> dict[str, float]:
     latencies: list[float] = []
-    frame = b"\0" * FRAME
+    frame = b"\0" * FRAME * batch
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         sockets = [await http.ws_connect(f"ws://127.0.0.1:{port}/echo/{i}") for i in range(legs)]
 
@@ -130,7 +131,7 @@ async def run_echo_level(port: int, legs: int, seconds: float) -> dict[str, floa
                     latencies.append(time.monotonic() - sent.pop(i))
 
             reader = asyncio.create_task(receive())
-            await paced(int(seconds * 50), send)
+            await paced(int(seconds * 50) // batch, batch, send)
             await asyncio.sleep(0.5)
             reader.cancel()
 
@@ -149,7 +150,7 @@ async def scrape(http: aiohttp.ClientSession, url: str) -> dict[str, float]:
     return values
 
 
-async def run_bridge_level(url: str, db: Path, legs: int, seconds: float) -> dict[str, float]:
+async def run_bridge_level(url: str, db: Path, legs: int, seconds: float, batch: int) -> dict[str, float]:
     store = open_store(db)
     now = time.time()
     sessions = []
@@ -167,7 +168,8 @@ async def run_bridge_level(url: str, db: Path, legs: int, seconds: float) -> dic
             sessions.append(sid)
     store.close()
     frames, ends = speech_pattern()
-    silence = b"\0" * FRAME
+    silence = b"\0" * FRAME * batch
+    n_messages = int(seconds * 50) // batch
     latencies: list[float] = []
     ws_url = url.replace("http://", "ws://")
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
@@ -182,10 +184,10 @@ async def run_bridge_level(url: str, db: Path, legs: int, seconds: float) -> dic
             offset = index % len(frames)  # stagger speech across sessions
 
             async def send(i: int) -> None:
-                k = (i + offset) % len(frames)
-                await customer.send_bytes(frames[k])
+                ks = [(i * batch + j + offset) % len(frames) for j in range(batch)]
+                await customer.send_bytes(b"".join(frames[k] for k in ks))
                 await agent.send_bytes(silence)
-                if k in ends:
+                if ends.intersection(ks):
                     ended.append(time.monotonic())
 
             async def receive() -> None:
@@ -197,7 +199,7 @@ async def run_bridge_level(url: str, db: Path, legs: int, seconds: float) -> dic
                         ended.clear()
 
             reader = asyncio.create_task(receive())
-            await paced(int(seconds * 50), send)
+            await paced(n_messages, batch, send)
             await asyncio.sleep(1.0)
             reader.cancel()
             await customer.close()
@@ -206,7 +208,7 @@ async def run_bridge_level(url: str, db: Path, legs: int, seconds: float) -> dic
         await asyncio.gather(*(pair(i * 7, sid) for i, sid in enumerate(sessions)))
         await asyncio.sleep(0.5)
         after = await scrape(http, url)
-    sent = legs * int(seconds * 50)
+    sent = legs * n_messages * batch
     got = after.get("kallglot_bridge_frames_total", 0) - before.get("kallglot_bridge_frames_total", 0)
     dropped = sum(v for k, v in after.items() if k.startswith("kallglot_bridge_dropped_total")) - sum(
         v for k, v in before.items() if k.startswith("kallglot_bridge_dropped_total")
@@ -222,6 +224,9 @@ async def run_bridge_level(url: str, db: Path, legs: int, seconds: float) -> dic
 
 async def main(args: argparse.Namespace) -> None:
     levels = [int(x) for x in args.levels.split(",")]
+    if args.buffer_ms % 20 or args.buffer_ms < 20:
+        raise SystemExit("--buffer-ms must be a multiple of 20")
+    batch = args.buffer_ms // 20
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.db"
         open_store(db).close()
@@ -248,8 +253,8 @@ async def main(args: argparse.Namespace) -> None:
             )
             carried = 0
             for legs in levels:
-                e = await run_echo_level(echo_port, legs, args.seconds)
-                b = await run_bridge_level(url, db, legs, args.seconds)
+                e = await run_echo_level(echo_port, legs, args.seconds, batch)
+                b = await run_bridge_level(url, db, legs, args.seconds, batch)
                 ok = b["frames_lost"] == 0 and b["dropped"] == 0 and b["p99_ms"] < args.max_p99_ms
                 carried = legs if ok else carried
                 ratio50, ratio99 = b["p50_ms"] / e["p50_ms"], b["p99_ms"] / e["p99_ms"]
@@ -259,7 +264,13 @@ async def main(args: argparse.Namespace) -> None:
                     f"{b['frames_lost']:>5.0f} {b['dropped']:>5.0f}  {'yes' if ok else 'no'}",
                     flush=True,
                 )
-            print(json.dumps({"max_legs_carried": carried, "levels": levels, "seconds": args.seconds}))
+            summary = {
+                "max_legs_carried": carried,
+                "levels": levels,
+                "seconds": args.seconds,
+                "buffer_ms": args.buffer_ms,
+            }
+            print(json.dumps(summary))
         finally:
             for proc in (bridge, echo):
                 proc.terminate()
@@ -274,4 +285,5 @@ if __name__ == "__main__":
     parser.add_argument("--levels", default="20,50,100,200")
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--max-p99-ms", type=float, default=250.0)
+    parser.add_argument("--buffer-ms", type=int, default=20, help="STREAM_BUFFER_SIZE to emulate")
     asyncio.run(main(parser.parse_args()))
