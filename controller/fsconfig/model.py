@@ -199,6 +199,17 @@ class ManagedNumber:
 
 
 @dataclass(frozen=True)
+class Rejection:
+    """A stored record left out of the render: which field, and why (never a secret)."""
+
+    field: str
+    reason: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "reason": self.reason}
+
+
+@dataclass(frozen=True)
 class ConfigInput:
     """Everything one render needs, already validated and in a stable order."""
 
@@ -211,6 +222,7 @@ class ConfigInput:
     provider_cidrs: tuple[str, ...] = ()
     numbers: tuple[ManagedNumber, ...] = ()
     skipped: tuple[str, ...] = ()  # org ids that are SIP-enabled but have no credentials yet
+    rejected: tuple[Rejection, ...] = ()  # records left out because a field failed validation
 
     PROVIDER_ACL = "kallglot_providers"
 

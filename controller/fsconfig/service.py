@@ -26,7 +26,7 @@ from controller.fsconfig.apply import (
     ReloadCommandError,
     apply_commands,
 )
-from controller.fsconfig.model import ConfigInput
+from controller.fsconfig.model import ConfigInput, Rejection
 from controller.fsconfig.plan import ReloadPlan, plan_reload, snapshot
 from controller.fsconfig.render import RenderedTree, render_files
 from controller.fsconfig.source import load_config_input
@@ -73,6 +73,7 @@ class ReloadOutcome:
     commands: list[CommandResult] = field(default_factory=list)
     restarted: bool = False
     restart_waits: list[float] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -80,6 +81,7 @@ class ReloadOutcome:
             "commands": [r.as_dict() for r in self.commands],
             "restarted": self.restarted,
             "restart_waits_s": self.restart_waits,
+            "rejected": [r.as_dict() for r in self.rejected],
         }
 
 
@@ -95,6 +97,7 @@ def render_summary(cfg: ConfigInput, files: RenderedTree) -> dict[str, Any]:
         "gateways": [g.name for g in cfg.gateways],
         "numbers": len(cfg.numbers),
         "skipped_orgs_without_credentials": list(cfg.skipped),
+        "rejected": [r.as_dict() for r in cfg.rejected],
         "files": sorted(files),
     }
 
@@ -103,6 +106,8 @@ def render_validated(store: Store, settings: Settings) -> tuple[ConfigInput, Ren
     """Read the store, render and validate in memory; raises ConfigInputError or
     RenderValidationError (both ValueError) before anything is written."""
     cfg = load_config_input(store, settings)
+    for rejection in cfg.rejected:
+        log.warning("left out of the FreeSWITCH config: %s: %s", rejection.field, rejection.reason)
     files = render_files(cfg)
     validate_files(files)
     return cfg, files
@@ -168,12 +173,13 @@ class FsConfigService:
 
     def reload(self) -> ReloadOutcome:
         with self.tree.locked():
-            _cfg, files = render_validated(self.store, self.settings)
+            cfg, files = render_validated(self.store, self.settings)
+            rejected = list(cfg.rejected)
             previous = self.tree.current()
             base = applied_generation(self.tree) or previous
             plan = plan_reload(snapshot(read_files(base) if base else {}), snapshot(files))
             if not plan.files_changed:
-                return ReloadOutcome()
+                return ReloadOutcome(rejected=rejected)
             with self._connection(plan) as esl:
                 # Connected before anything is swapped: an unreachable FreeSWITCH changes nothing.
                 generation = self.tree.stage(files)
@@ -187,7 +193,8 @@ class FsConfigService:
                     raise ReloadError(str(exc), exc.command, exc.reply, exc.done, restore) from exc
             mark_applied(self.tree, generation)
             self.tree.prune({p for p in (generation, previous) if p})
-        outcome = ReloadOutcome(list(plan.files_changed), result.results, plan.restart, result.restart_waits)
+        outcome = ReloadOutcome(list(plan.files_changed), result.results, plan.restart, result.restart_waits,
+                                rejected)
         log.info("FreeSWITCH reloaded: %d file(s) changed, commands %s",
                  len(outcome.files_changed), [r.command for r in outcome.commands])
         return outcome

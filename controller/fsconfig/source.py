@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from typing import Any
 
 from controller.fsconfig.model import (
@@ -15,6 +16,7 @@ from controller.fsconfig.model import (
     Gateway,
     ManagedNumber,
     OrgSip,
+    Rejection,
     check_a1_hash,
     check_cidr,
     check_e164,
@@ -80,7 +82,8 @@ def gateway_from_row(connection_id: str, sip: Any) -> Gateway | None:
 
 
 def load_config_input(store: Store, settings: Settings) -> ConfigInput:
-    """One consistent read of the three tables (a read transaction), validated."""
+    """One consistent read of the three tables (a read transaction), validated. Records that
+    fail validation are left out and listed in ``ConfigInput.rejected``."""
     with store.lock:
         conn = store.conn
         conn.execute("BEGIN")
@@ -97,36 +100,63 @@ def load_config_input(store: Store, settings: Settings) -> ConfigInput:
         finally:
             conn.execute("COMMIT")
 
+    # One tenant's bad record must not freeze everyone's configuration: it is left out (failing
+    # closed) and reported, while install-wide settings still fail the whole render.
+    rejected: list[ConfigInputError] = []
     orgs: list[OrgSip] = []
     skipped: list[str] = []
     for row in sip_rows:
         if not row["a1_hash"]:
             skipped.append(str(row["org_id"]))
             continue
-        orgs.append(org_from_row(row))
+        try:
+            # Any bad field drops the whole user: dropping only a bad CIDR could empty the
+            # allowlist, which would mean "no IP filtering".
+            orgs.append(org_from_row(row))
+        except ConfigInputError as exc:
+            rejected.append(exc)
 
     gateways: list[Gateway] = []
     provider_cidrs: list[str] = []
     for row in conn_rows:
-        connection_id = check_id(row["id"], "pcon", "connections.id")
-        sip = _json(row["sip"], f"connections[{connection_id}].sip", None)
-        gateway = gateway_from_row(connection_id, sip)
+        try:
+            connection_id = check_id(row["id"], "pcon", "connections.id")
+        except ConfigInputError as exc:
+            rejected.append(exc)
+            continue
+        try:  # the gateway and the trusted addresses are independent: check each on its own
+            sip = _json(row["sip"], f"connections[{connection_id}].sip", None)
+            gateway = gateway_from_row(connection_id, sip)
+        except ConfigInputError as exc:
+            rejected.append(exc)
+            gateway = None
         if gateway is not None:
             gateways.append(gateway)
         where = f"connections[{connection_id}].inbound_addresses"
-        addresses = _json(row["inbound_addresses"], where, [])
-        if not isinstance(addresses, list):
-            raise ConfigInputError(where, "must be a list")
-        provider_cidrs.extend(check_cidr(a, f"{where}[{i}]") for i, a in enumerate(addresses))
+        try:
+            addresses = _json(row["inbound_addresses"], where, [])
+            if not isinstance(addresses, list):
+                raise ConfigInputError(where, "must be a list")
+        except ConfigInputError as exc:
+            rejected.append(exc)
+            continue
+        for i, address in enumerate(addresses):
+            try:  # a trusted address left out only means its calls get challenged
+                provider_cidrs.append(check_cidr(address, f"{where}[{i}]"))
+            except ConfigInputError as exc:
+                rejected.append(exc)
 
-    numbers = [
-        ManagedNumber(
-            number_id=check_id(row["id"], "pn", "phone_numbers.id"),
-            number=check_e164(row["number"], f"phone_numbers[{row['id']}].number"),
-        )
-        for row in number_rows
-    ]
-    return build_config_input(settings, orgs, gateways, provider_cidrs, numbers, skipped)
+    numbers: list[ManagedNumber] = []
+    for row in number_rows:
+        try:
+            numbers.append(ManagedNumber(
+                number_id=check_id(row["id"], "pn", "phone_numbers.id"),
+                number=check_e164(row["number"], f"phone_numbers[{row['id']}].number"),
+            ))
+        except ConfigInputError as exc:
+            rejected.append(exc)
+    cfg = build_config_input(settings, orgs, gateways, provider_cidrs, numbers, skipped)
+    return replace(cfg, rejected=tuple(Rejection(e.field, e.reason) for e in rejected))
 
 
 def build_config_input(

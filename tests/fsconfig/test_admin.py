@@ -59,8 +59,9 @@ class Env:
 
 
 def start(store: Store, settings: Settings, fs: EslDouble, token: str = TOKEN,
-          reload_on_startup: bool = False) -> Server:
-    s = replace(settings, admin_token=token, esl_host="127.0.0.1", esl_port=fs.port, db_path=store.path)
+          reload_on_startup: bool = False, **overrides: Any) -> Server:
+    s = replace(settings, admin_token=token, esl_host="127.0.0.1", esl_port=fs.port, db_path=store.path,
+                **overrides)
     app = create_app(s, store)
     app[RELOAD_DELAY_KEY] = 0.05
     app[RELOAD_ON_STARTUP_KEY] = reload_on_startup
@@ -122,12 +123,28 @@ def test_freeswitch_error_is_502_with_its_reply(env: Env) -> None:
     assert err["freeswitch"]["reply"] == "-ERR [XML parse error]\n" and err["freeswitch"]["rolled_back"]
 
 
-def test_bad_settings_are_422_naming_the_field(env: Env) -> None:
-    org = add_org(env.store)
-    update_sip(env.store, org, allowed_codecs=["PCMU", "G729"])
+def test_bad_install_setting_is_422_naming_it(store: Store, settings: Settings) -> None:
+    add_org(store)
+    with EslDouble() as fs:
+        server = start(store, settings, fs, controller_address="controller-without-port")
+        try:
+            r = server.post("/admin/reload")
+        finally:
+            server.stop()
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_configuration"
+    assert r.json()["error"]["param"] == "KALLGLOT_CONTROLLER_ADDRESS" and fs.commands == []
+
+
+def test_a_tenants_bad_record_is_left_out_and_reported(env: Env, conf_dir: Path) -> None:
+    good = add_org(env.store, username="good")
+    bad = add_org(env.store, username="bad")
+    update_sip(env.store, bad, allowed_codecs=["PCMU", "G729"])
     r = env.server.post("/admin/reload")
-    assert r.status_code == 422
-    assert r.json()["error"]["param"] == f"sip_settings[{org}].allowed_codecs[1]"
+    assert r.status_code == 200
+    assert r.json()["rejected"] == [{"field": f"sip_settings[{bad}].allowed_codecs[1]",
+                                     "reason": "'G729' is not one of OPUS, G722, PCMU, PCMA"}]
+    directory = (conf_dir / "rendered" / "directory.xml").read_text()
+    assert good in directory and bad not in directory
 
 
 def wait_for(predicate: Any, timeout: float = 20.0) -> None:

@@ -36,16 +36,21 @@ def test_render_out_prints_summary_and_writes_files(store: Store, conf_dir: Path
     assert "pw-cli-9" not in proc.stdout + proc.stderr
 
 
-def test_render_bad_setting_exits_1_naming_the_field(store: Store, conf_dir: Path) -> None:
+def test_render_reports_left_out_records_and_fails_on_install_settings(store: Store, conf_dir: Path) -> None:
     org = add_org(store)
     update_sip(store, org, allowed_transports=["tls", "sctp"])
     env = {"KALLGLOT_FS_CONF_DIR": str(conf_dir)}
     proc = kallglot("render", "--db", str(store.path), env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["rejected"] == [{
+        "field": f"sip_settings[{org}].allowed_transports[1]", "reason": "'sctp' is not one of tls, tcp, udp",
+    }]
+    live = (conf_dir / "rendered").resolve()
+    proc = kallglot("render", "--db", str(store.path), env=env | {"KALLGLOT_CONTROLLER_ADDRESS": "no-port"})
     assert proc.returncode == 1
     error = json.loads(proc.stderr.strip().splitlines()[-1])["error"]
-    assert error["code"] == "invalid_configuration"
-    assert error["field"] == f"sip_settings[{org}].allowed_transports[1]"
-    assert not (conf_dir / "rendered").exists()
+    assert error["code"] == "invalid_configuration" and error["field"] == "KALLGLOT_CONTROLLER_ADDRESS"
+    assert (conf_dir / "rendered").resolve() == live  # the live tree is untouched
 
 
 def test_reload_subprocess_against_esl_double(store: Store, conf_dir: Path) -> None:

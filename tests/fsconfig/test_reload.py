@@ -210,13 +210,17 @@ def test_bad_settings_leave_the_live_tree_untouched(
     summary = svc.render_live()
     assert summary["applied"] is True and summary["users"] == 1
     before, gens = live_files(conf_dir), generations(conf_dir)
-    update_sip(store, org, ip_allowlist=["10.0.0.0/8", "10.0.0.1\nevil"])
+    broken = FsConfigService(store, replace(settings, sip_domain="bad domain\nx"))
     with pytest.raises(ConfigInputError) as err:
-        svc.render_live()
-    assert err.value.field.endswith("ip_allowlist[1]")
+        broken.render_live()
+    assert err.value.field == "KALLGLOT_SIP_DOMAIN"
     with pytest.raises(ConfigInputError):
-        svc.reload()
+        broken.reload()
     assert live_files(conf_dir) == before and generations(conf_dir) == gens
+    # A tenant's newline-bearing CIDR is not an install-wide failure: that user is left out.
+    update_sip(store, org, ip_allowlist=["10.0.0.0/8", "10.0.0.1\nevil"])
+    summary = svc.render_live()
+    assert summary["users"] == 0 and summary["rejected"][0]["field"].endswith("ip_allowlist[1]")
 
 
 def test_render_only_does_not_count_as_applied(

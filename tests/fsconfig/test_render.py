@@ -119,11 +119,31 @@ def test_gateways_reference_secrets_and_dialplan_routes(store: Store, settings: 
     ]
 
 
-def test_bad_stored_value_fails_with_the_field_named(store: Store, settings: Settings) -> None:
-    org = add_org(store, allowlist=["10.0.0.0/8", "not-a-cidr"])
+def test_bad_stored_values_are_left_out_failing_closed(store: Store, settings: Settings) -> None:
+    ok = add_org(store, username="fine")
+    org = add_org(store, username="broken", allowlist=["not-a-cidr"])  # all entries bad: not "open"
+    conn = add_connection(store, ok, inbound=["192.0.2.1", "192.0.2.300"],
+                          sip={"host": "bad host", "username": "u", "password": "p"})
+    cfg, files = render_validated(store, settings)
+    assert [(r.field, r.reason) for r in cfg.rejected] == [
+        (f"sip_settings[{org}].ip_allowlist[0]", "'not-a-cidr' is not an IP address or CIDR"),
+        (f"connections[{conn}].sip.host", "'bad host' is not a host name or IP address"),
+        (f"connections[{conn}].inbound_addresses[1]", "'192.0.2.300' is not an IP address or CIDR"),
+    ]
+    users = [u.get("id") for u in parse(files["directory.xml"].text).iter("user")]
+    assert users == ["fine"]
+    assert parse(files["gateways.xml"].text).findall("gateway") == []
+    # The valid trusted address stays (a left-out one only means its calls get challenged).
+    lists = {lst.get("name"): [n.get("cidr") for n in lst] for lst in parse(files["acl.xml"].text)}
+    assert lists == {"kallglot_providers": ["192.0.2.1/32"]}
+
+
+def test_bad_install_setting_fails_the_render(store: Store, settings: Settings) -> None:
+    from dataclasses import replace
+
     with pytest.raises(ConfigInputError) as err:
-        render_validated(store, settings)
-    assert err.value.field == f"sip_settings[{org}].ip_allowlist[1]"
+        render_validated(store, replace(settings, controller_address="no-port"))
+    assert err.value.field == "KALLGLOT_CONTROLLER_ADDRESS"
 
 
 def test_assembled_document_as_freeswitch_reads_it(store: Store, settings: Settings, conf_dir: Path) -> None:
