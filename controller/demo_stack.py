@@ -15,6 +15,7 @@ import os
 import secrets
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -49,6 +50,16 @@ def load_double() -> ModuleType:
         raise DemoError(f"cannot import the FreeSWITCH test double (tests/fsdouble): {exc}") from exc
 
 
+def _start_double(stack: DemoStack) -> Any:
+    """The FreeSWITCH double on the rendered tree (sofia profile up long enough to restart)."""
+    fsdouble = load_double()
+    temp_dir = stack.workdir / "freeswitch-tmp"
+    temp_dir.mkdir(exist_ok=True)
+    fs = fsdouble.FreeSwitchDouble(stack.conf_dir / "rendered", esl_password=stack.esl_password,
+                                   esl_port=stack.esl_port, temp_dir=temp_dir, profile_uptime=60.0)
+    return fs.start()
+
+
 def _port_open(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5):
@@ -61,8 +72,12 @@ class DemoStack:
     """Start with :meth:`start`, always :meth:`close` (also after a failure or Ctrl-C)."""
 
     def __init__(self, workdir: Path, *, engine: str | None = None, progress: Progress | None = None,
-                 sip_domain: str = DEMO_SIP_DOMAIN) -> None:
+                 sip_domain: str = DEMO_SIP_DOMAIN,
+                 switch_factory: Callable[[DemoStack], Any] | None = None) -> None:
+        """``switch_factory(stack)`` starts another FreeSWITCH (an object with ``stop()``) on
+        ``stack.conf_dir`` / ``stack.esl_port`` / ``stack.esl_password`` instead of the double."""
         self.workdir = workdir
+        self.switch_factory = switch_factory
         self.progress = progress or Progress()
         self.sip_domain = sip_domain
         self.api_port, self.bridge_port = free_port(), free_port()
@@ -94,7 +109,6 @@ class DemoStack:
 
     # ------------------------------------------------------------------ life cycle
     def start(self) -> DemoStack:
-        fsdouble = load_double()
         self.conf_dir.mkdir(parents=True, exist_ok=True)
         org = run_cli(["org", "create", "Demo Contact Centre"], self.env)
         self.org_id = str(org["id"])
@@ -103,11 +117,7 @@ class DemoStack:
         self.bridge = self.services.start("bridge")
         # First render (nothing enabled yet): the tree FreeSWITCH starts with.
         run_cli(["render"], self.env)
-        self.fs = fsdouble.FreeSwitchDouble(
-            self.conf_dir / "rendered", esl_password=self.esl_password, esl_port=self.esl_port,
-            temp_dir=self.workdir / "freeswitch-tmp", profile_uptime=60.0)
-        (self.workdir / "freeswitch-tmp").mkdir(exist_ok=True)
-        self.fs.start()
+        self.fs = (self.switch_factory or _start_double)(self)
         api = self.services.start("api")
         ctl = self.services.start("controller")
         alive = [s for s in (api, ctl, self.bridge) if s is not None]

@@ -1,5 +1,7 @@
-"""One running edge (api + controller + bridge subprocesses, the FreeSWITCH double) shared by
-the rejection tests of this package; the demo flow test starts its own."""
+"""One running edge (api + controller + bridge subprocesses and a FreeSWITCH) shared by the
+rejection tests, once with the FreeSWITCH double and once with the real FreeSWITCH container of
+docker-compose.yml (skipped, with the reason, where no Docker engine or image is available).
+The demo flow test starts its own edge."""
 
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ class Tenant:
 
 @dataclass
 class Edge:
+    backend: str  # "double" | "freeswitch"
     stack: DemoStack
     acme: Tenant  # the organization each test reconfigures
     other: Tenant  # keeps UDP/TCP/TLS bound on the shared profile whatever acme requires
@@ -62,12 +65,23 @@ def _tenant(stack: DemoStack, org_id: str, key: str) -> Tenant:
     return Tenant(org_id, key, str(creds["username"]), str(creds["password"]))
 
 
-@pytest.fixture(scope="package")
-def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
-    workdir: Path = tmp_path_factory.mktemp("edge")
+@pytest.fixture(scope="package", params=["double", "freeswitch"])
+def edge(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
+    factory = None
+    if request.param == "freeswitch":
+        from tests.e2e.real_switch import DockerFreeSwitch, available
+
+        client, why = available()
+        if client is None:
+            pytest.skip(f"real FreeSWITCH: {why}")
+
+        def factory(stack: DemoStack) -> DockerFreeSwitch:
+            return DockerFreeSwitch(client, stack)
+
+    workdir: Path = tmp_path_factory.mktemp(f"edge-{request.param}")
     # The rejection tests need no translation: the passthrough engine starts at once.
-    with DemoStack(workdir, engine="passthrough") as stack:
+    with DemoStack(workdir, engine="passthrough", switch_factory=factory) as stack:
         acme = _tenant(stack, stack.org_id, stack.api_key)
         other = _tenant(stack, *stack.create_org("Other"))
         stack.reload()
-        yield Edge(stack, acme, other)
+        yield Edge(request.param, stack, acme, other)
