@@ -149,3 +149,39 @@ def test_uuid_break_interrupts_playback_and_refused_stream_reports_error(tmp_pat
     assert seen["stop"] == "-ERR Operation Failed\n"
     assert seen["bad_host"] == "-ERR Operation Failed\n"
     assert out.bye_from_switch and out.hangup_cause == "NORMAL_CLEARING"
+
+
+def test_caller_hangup_completes_the_running_playback(tmp_path: Path) -> None:
+    long_file = tmp_path / "long.r8"
+    long_file.write_bytes(sine(5.0, rate=8000))
+    order: list[str] = []
+    playing = threading.Event()
+
+    def handle(call: OutboundCall) -> None:
+        call.on("CHANNEL_HANGUP", lambda ev: order.append("HANGUP"))
+        call.on("CHANNEL_EXECUTE", lambda ev: playing.set() if ev.get("Application") == "playback" else None)
+        call.on("CHANNEL_EXECUTE_COMPLETE", lambda ev: order.append(
+            f"COMPLETE {ev.get('Application')} {ev.get('Application-Response')}"))
+        call.myevents()
+        call.linger()
+        call.execute_wait("answer")
+        done = call.execute("playback", str(long_file))
+        seen = call.wait_complete(done, 10)
+        order.append(f"waited {seen.get('Application-Response')}")
+        call.wait_hangup(5)
+
+    ctl = MiniController(handle)
+    try:
+        with FreeSwitchDouble(write_sample_conf(tmp_path / "conf"), controller_addr=f"127.0.0.1:{ctl.port}",
+                              temp_dir=tmp_path) as fs:
+            out = fs.place_call("sess_11", user=USER, password=PASSWORD)
+            assert playing.wait(5)
+            out.hangup()
+            assert out.wait_ended(5)
+            played = fs.played_audio(out.uuid)
+    finally:
+        ctl.close()
+    assert ctl.errors == []
+    assert order[:2] == ["COMPLETE answer _none_", "HANGUP"]
+    assert "COMPLETE playback PLAYBACK ERROR" in order and "waited PLAYBACK ERROR" in order
+    assert played[0].interrupted

@@ -65,6 +65,7 @@ class _CallRuntime:
     socket_app_uuid: str | None = None
     socket_data: str = ""
     playing: _App | None = None
+    current: _App | None = None  # the application running now (completed by a hangup)
     break_playback: asyncio.Event = field(default_factory=asyncio.Event)
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     audio_pcm: bytes = b""
@@ -615,6 +616,23 @@ class FreeSwitchDouble:
                      "current_application_data": app.arg})
         extra = [("Application", app.name)] + ([("Application-Data", app.arg)] if app.arg else [])
         await self._chan_event(ch, "CHANNEL_EXECUTE", [*extra, ("Application-UUID", app.event_uuid)])
+        rt.current = app
+        try:
+            response = await self._run_app(rt, app)
+        finally:
+            rt.current = None
+        if response is None or ch.hung_up:
+            return  # the hangup sequence sent this application's CHANNEL_EXECUTE_COMPLETE
+        await self._chan_event(ch, "CHANNEL_EXECUTE_COMPLETE",
+                               [*extra, ("Application-Response", response),
+                                ("Application-UUID", app.event_uuid)])
+        # The dialplan loop variables live only while an application runs (as captured).
+        ch.variables.pop("current_loop", None)
+        ch.variables.pop("total_loops", None)
+
+    async def _run_app(self, rt: _CallRuntime, app: _App) -> str | None:
+        """Run one application; its Application-Response, or None when it hung the channel up."""
+        ch = rt.channel
         response = "_none_"
         name = app.name
         if name in ("set", "export"):
@@ -625,41 +643,33 @@ class FreeSwitchDouble:
             ok = await self._answer(rt)
             if not ok:
                 await self._hangup(rt, "INCOMPATIBLE_DESTINATION", running=app)
-                return
+                return None
         elif name == "pre_answer":
             if not await self._pre_answer(rt):
                 await self._hangup(rt, "INCOMPATIBLE_DESTINATION", running=app)
-                return
+                return None
         elif name == "respond":
             code_text = app.arg.split()[0] if app.arg.split() else ""
             if code_text.isdigit() and int(code_text) >= 300:
                 code = int(code_text)
                 await self._hangup(rt, sip_to_cause(code), running=app, sip_code=code)
-                return
+                return None
             if code_text == "183" and not await self._pre_answer(rt):
                 await self._hangup(rt, "INCOMPATIBLE_DESTINATION", running=app)
-                return
+                return None
         elif name == "hangup":
             await self._hangup(rt, app.arg.strip() or "NORMAL_CLEARING", running=app)
-            return
+            return None
         elif name == "playback":
             response = await self._playback(rt, app)
-            if ch.hung_up:
-                return
         elif name == "sleep":
-            with contextlib.suppress(ValueError):
-                await asyncio.sleep(int(app.arg) / 1000)
+            with contextlib.suppress(ValueError, TimeoutError):
+                await asyncio.wait_for(rt.ended.wait(), int(app.arg) / 1000)
         elif name in ("park", "ring_ready", "log", "info", "event"):
             pass
         else:
             log.warning("double: application %r is not emulated", name)
-            response = "_none_"
-        await self._chan_event(ch, "CHANNEL_EXECUTE_COMPLETE",
-                               [*extra, ("Application-Response", response),
-                                ("Application-UUID", app.event_uuid)])
-        # The dialplan loop variables live only while an application runs (as captured).
-        ch.variables.pop("current_loop", None)
-        ch.variables.pop("total_loops", None)
+        return response
 
     def _negotiate(self, rt: _CallRuntime) -> tuple[str | None, bool]:
         """(codec, srtp) the answer would settle on; codec None = nothing acceptable (488)."""
@@ -777,13 +787,16 @@ class FreeSwitchDouble:
             ch.set_var("sip_hangup_disposition", "send_bye" if ch.answered else "send_refuse")
         rt.break_playback.set()
         await self._chan_event(ch, "CHANNEL_HANGUP")
+        running = running or rt.current
         if running is not None:
             extra = [("Application", running.name)]
             if running.arg:
                 extra.append(("Application-Data", running.arg))
+            # A playback cut by the hangup reports an error (mod_dptools), the others _none_.
+            response = "PLAYBACK ERROR" if running.name == "playback" else "_none_"
             await self._chan_event(ch, "CHANNEL_EXECUTE_COMPLETE",
-                                   [*extra, ("Application-Response", "_none_"),
-                                            ("Application-UUID", running.event_uuid)])
+                                   [*extra, ("Application-Response", response),
+                                    ("Application-UUID", running.event_uuid)])
         # What the caller sees.
         if not remote:
             reason = f'Q.850;cause={q850};text="{cause}"'
