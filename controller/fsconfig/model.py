@@ -23,7 +23,7 @@ _E164 = re.compile(r"^\+[1-9][0-9]{1,14}$", re.ASCII)
 _A1_HASH = re.compile(r"^[0-9a-f]{32}$", re.ASCII)
 # RFC 3261 "user" characters besides letters and digits (unreserved + user-unreserved).
 _SIP_USER_EXTRA = frozenset("-_.!~*'()&=+$,;?/")
-MAX_USER_LEN = 64
+MAX_USER_LEN = 128
 # FreeSWITCH's pre-processor reads 2048-byte lines; 128 characters written as character
 # references (at most 10 bytes each) keep the secrets line well inside that.
 MAX_SECRET_LEN = 128
@@ -83,7 +83,11 @@ def check_host(value: object, field_name: str, allow_port: bool = False) -> str:
 
 
 def check_sip_user(value: object, field_name: str) -> str:
-    """A SIP user part: letters/digits (any script) and RFC 3261 user characters, 1-64 long."""
+    """A SIP user part: letters/digits (any script) and RFC 3261 user characters, 1-128 long.
+
+    Characters FreeSWITCH would misread in a gateway's From URI or a digest quoted-string
+    (`@ : " \\ < > % #` …) are refused, although the API's SipToken accepts them.
+    """
     if not isinstance(value, str) or not value:
         raise ConfigInputError(field_name, "must be a non-empty string")
     if len(value) > MAX_USER_LEN:
