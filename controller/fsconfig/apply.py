@@ -63,6 +63,8 @@ def is_error_reply(command: str, reply: str) -> bool:
         return False  # the gateway is already gone: the goal of killgw holds
     return any(
         line.startswith(("-ERR", "-USAGE")) or "Invalid Profile" in line or line.startswith("Failure")
+        # rescan/restart re-read the XML first and carry on with the old one if that failed
+        or (line.startswith("Reload XML [") and line != "Reload XML [Success]")
         for line in lines
     )
 

@@ -33,6 +33,8 @@ def test_reply_classification() -> None:
     assert is_error_reply("sofia profile kallglot rescan", "Invalid Profile [kallglot]")
     assert is_error_reply("sofia profile kallglot start", "Failure starting kallglot\n")
     assert not is_error_reply("sofia profile kallglot killgw pcon_X", "-ERR no such gateway.\n")
+    assert is_error_reply("sofia profile kallglot rescan",
+                          "Reload XML [Error on line 12: unclosed tag <param>]\n+OK scan complete\n")
     assert is_error_reply("bogus_cmd", "-ERR bogus_cmd Command not found!\n")
     assert restart_wait_seconds(REFUSED) == 8.0
     assert restart_wait_seconds("Profile kallglot must be up for at least 10 seconds to stop/restart.\n"
