@@ -163,13 +163,18 @@ class FsConfigService:
             # Read the store under the lock: a slower concurrent render must not apply older data.
             cfg, files = render_validated(self.store, self.settings)
             previous = self.tree.current()
+            if previous is not None and snapshot(read_files(previous)).files == snapshot(files).files:
+                # Same content (e.g. a container restart): keep the generation, no churn.
+                return render_summary(cfg, files) | {"out": str(self.tree.link), "applied": False,
+                                                     "unchanged": True}
             generation = self.tree.stage(files)
             self.tree.point_to(generation)
             bootstrap = previous is None and applied_generation(self.tree) is None
             if bootstrap:
                 mark_applied(self.tree, generation)
             self.tree.prune({p for p in (generation, previous, applied_generation(self.tree)) if p})
-        return render_summary(cfg, files) | {"out": str(self.tree.link), "applied": bootstrap}
+        return render_summary(cfg, files) | {"out": str(self.tree.link), "applied": bootstrap,
+                                             "unchanged": False}
 
     def reload(self) -> ReloadOutcome:
         with self.tree.locked():

@@ -229,6 +229,8 @@ def test_render_only_does_not_count_as_applied(
     org = add_org(store)
     svc = FsConfigService(store, settings)
     svc.render_live()  # bootstrap: FreeSWITCH starts from this tree
+    gens = generations(conf_dir)
+    assert svc.render_live()["unchanged"] is True and generations(conf_dir) == gens
     update_sip(store, org, a1_hash="d" * 32)
     assert svc.render_live()["applied"] is False
     with EslDouble() as fs:
