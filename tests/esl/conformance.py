@@ -208,6 +208,11 @@ def compare(run: Run, *, uuid_pair: tuple[str, str] | None = None) -> list[str]:
             if header_names(exp) != header_names(act):
                 problems.append(f"#{i} {describe(exp)}: header names differ: "
                                 f"{_diff(header_names(exp), header_names(act))}")
+            want = {k for k, _ in ev.items if k.startswith("variable_")}
+            got = {k for k, _ in av.items if k.startswith("variable_")}
+            if want != got:
+                problems.append(f"#{i} {describe(exp)}: variables missing {sorted(want - got)}, "
+                                f"extra {sorted(got - want)}")
             if ev.body and ev.name == "CUSTOM" and set(ev.json()) != set(av.json()):
                 problems.append(f"#{i} {describe(exp)}: body keys {sorted(av.json())} != {sorted(ev.json())}")
             for key in ("Application-Response", "Hangup-Cause", "Answer-State", "Channel-State",

@@ -95,6 +95,7 @@ def test_listener_sees_the_main_call_like_freeswitch(tmp_path: Path) -> None:
         call.myevents()
         call.subscribe_audio_stream()
         call.linger()
+        call.set_var("absolute_codec_string", "PCMU,PCMA")
         call.execute_wait("answer")
         url = f"ws://127.0.0.1:{ws.port}/v1/media/s/leg1"
         call.api(f"uuid_audio_stream {call.uuid} start {url} mono 16k {{}}")

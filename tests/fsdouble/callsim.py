@@ -47,6 +47,9 @@ class CallSpec:
         if unknown:
             raise ValueError(f"unknown codecs {unknown}; known: {sorted(PAYLOAD_TYPES)}")
 
+    def crypto_key_line(self) -> str:
+        return "1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz"
+
     def sdp(self, port: int = 16700) -> str:
         proto = "RTP/SAVP" if self.crypto else "RTP/AVP"
         pts = [PAYLOAD_TYPES[c] for c in self.codecs] + ["101"]
@@ -55,7 +58,7 @@ class CallSpec:
         lines += [f"a=rtpmap:{PAYLOAD_TYPES[c]} {RTPMAP[c]}" for c in self.codecs]
         lines += ["a=rtpmap:101 telephone-event/8000", "a=fmtp:101 0-16", "a=ptime:20"]
         if self.crypto:
-            lines.append("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz")
+            lines.append(f"a=crypto:{self.crypto_key_line()}")
         return "\r\n".join(lines) + "\r\n"
 
 

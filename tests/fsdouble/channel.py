@@ -223,7 +223,8 @@ class Channel:
             items.append(("Hangup-Cause", self.hangup_cause))
         items += self.channel_block()
         items += extra or []
-        items += self.var_items()
+        if name != "CHANNEL_STATE":  # state events carry no variables (as captured)
+            items += self.var_items()
         return items, body
 
     def connect_reply(self) -> list[tuple[str, str]]:

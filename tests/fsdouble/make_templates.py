@@ -46,9 +46,29 @@ def build() -> dict[str, Any]:
     out["show_calls_row"] = json.loads(row.body)["rows"][0]
     reload_api = [f for f in _frames("inbound-reload") if f.content_type == "api/response"]
     out["sofia_status"] = next(f.body_text() for f in reload_api if "====" in f.body_text())
+    out["var_sets"] = _var_sets()
     notices = [f for f in _frames("outbound-call-udp") if f.content_type == "text/disconnect-notice"]
     out["disconnect_body"] = notices[-1].body_text()
     return out
+
+
+def _var_sets() -> dict[str, list[list[str]]]:
+    """Variables FreeSWITCH adds at media setup (PROGRESS_MEDIA) and at hangup (the CDR set on
+    CHANNEL_HANGUP_COMPLETE), in the captured order with the captured values."""
+    events = _events("outbound-call-udp")
+    sets: dict[str, list[list[str]]] = {}
+    previous: list[str] = []
+    for ev in events:
+        names = [k for k, _ in ev.items if k.startswith("variable_")]
+        if not names:
+            continue
+        new = [[k[len("variable_"):], ev.headers[k]] for k in names if k not in previous]
+        if ev.name == "CHANNEL_PROGRESS_MEDIA":
+            sets["media"] = new
+        elif ev.name == "CHANNEL_HANGUP_COMPLETE":
+            sets["cdr"] = new
+        previous = names
+    return sets
 
 
 def _decoded_items(frame: Any) -> list[tuple[str, str]]:

@@ -4,6 +4,7 @@ fan-out) running on its own asyncio loop in a background thread."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hmac
 import io
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tests.fsdouble.audiostream import AudioStream, valid_stream_url
-from tests.fsdouble.callsim import CODEC_RATE, CallOutcome, CallSpec, authenticate
+from tests.fsdouble.callsim import CODEC_RATE, PAYLOAD_TYPES, RTPMAP, CallOutcome, CallSpec, authenticate
 from tests.fsdouble.channel import (
     Q850,
     SIP_REASONS,
@@ -50,6 +51,7 @@ class _App:
     arg: str
     event_uuid: str
     done: asyncio.Future[str] | None = None
+    queued: bool = True  # sendmsg/broadcast (sets current_loop/total_loops) vs. dialplan action
 
 
 @dataclass
@@ -71,6 +73,7 @@ class _CallRuntime:
     audio_pcm: bytes = b""
     audio_rate: int = 16000
     audio_pos: float = 0.0
+    local_port: int = field(default_factory=lambda: 16384 + 2 * secrets.randbelow(4096))
 
 
 class FreeSwitchDouble:
@@ -422,7 +425,7 @@ class FreeSwitchDouble:
                 if app == "socket":
                     await self._socket_app(rt, data)
                 else:
-                    await self._execute(rt, _App(app, data, str(uuidlib.uuid4())))
+                    await self._execute(rt, _App(app, data, str(uuidlib.uuid4()), queued=False))
             if not ch.hung_up:
                 await self._hangup(rt, "NORMAL_CLEARING")
         except Exception:
@@ -612,8 +615,10 @@ class FreeSwitchDouble:
         ch = rt.channel
         if ch.hung_up:
             return
-        ch.set_vars({"current_loop": "1", "total_loops": "1", "current_application": app.name,
-                     "current_application_data": app.arg})
+        ch.variables.pop("current_application_response", None)
+        if app.queued:
+            ch.set_vars({"current_loop": "1", "total_loops": "1"})
+        ch.set_vars({"current_application": app.name, "current_application_data": app.arg})
         extra = [("Application", app.name)] + ([("Application-Data", app.arg)] if app.arg else [])
         await self._chan_event(ch, "CHANNEL_EXECUTE", [*extra, ("Application-UUID", app.event_uuid)])
         rt.current = app
@@ -629,6 +634,9 @@ class FreeSwitchDouble:
         # The dialplan loop variables live only while an application runs (as captured).
         ch.variables.pop("current_loop", None)
         ch.variables.pop("total_loops", None)
+        if app.name == "answer" and "sip_to_tag" not in ch.variables:
+            # Known once the caller's ACK is in (captured on the events after answer).
+            ch.set_vars({"sip_to_tag": secrets.token_urlsafe(9)[:13], "sip_cseq": "2"})
 
     async def _run_app(self, rt: _CallRuntime, app: _App) -> str | None:
         """Run one application; its Application-Response, or None when it hung the channel up."""
@@ -687,6 +695,10 @@ class FreeSwitchDouble:
         order = [c for c in offer if c in ours] if generous else [c for c in ours if c in offer]
         return (order[0] if order else None), srtp
 
+    def _media_ip(self, ch: Channel) -> str:
+        profile = self.config.profiles.get(ch.variables.get("sofia_profile_name", ""))
+        return profile.param("rtp-ip", "127.0.0.1") if profile else "127.0.0.1"
+
     def _media_up(self, rt: _CallRuntime) -> bool:
         """Negotiate media (at pre-answer or answer, as with late negotiation); False = 488."""
         ch = rt.channel
@@ -694,21 +706,52 @@ class FreeSwitchDouble:
             return True
         codec, srtp = self._negotiate(rt)
         if codec is None:
+            # The offer was parsed before it was refused (as captured on the 488s).
+            for k in ("remote_video_media_flow", "remote_text_media_flow", "remote_audio_media_flow",
+                      "dtmf_type"):
+                ch.set_var(k, dict(TEMPLATES["var_sets"]["media"]).get(k, ""))
             return False
         name = "opus" if codec == "OPUS" else codec
         ch.codec, ch.codec_rate = name, CODEC_RATE[codec]
         ch.codec_bitrate = 0 if codec == "OPUS" else 64000
-        ch.set_vars({
-            "rtp_use_codec_name": name, "rtp_use_codec_rate": str(CODEC_RATE[codec]),
-            "rtp_use_codec_ptime": "20", "read_codec": name, "write_codec": name,
-        })
+        rate = str(CODEC_RATE[codec])
+        known = {
+            "rtp_audio_recv_pt": PAYLOAD_TYPES[codec], "rtp_use_codec_name": name, "rtp_use_codec_rate": rate,
+            "rtp_use_codec_ptime": "20", "rtp_use_codec_channels": "1",
+            "rtp_last_audio_codec_string": f"{name}@{rate}h@20i@1c", "read_codec": name,
+            "original_read_codec": name, "read_rate": rate, "original_read_rate": rate, "write_codec": name,
+            "write_rate": rate, "local_media_ip": self._media_ip(ch), "local_media_port": str(rt.local_port),
+            "advertised_media_ip": self._media_ip(ch), "rtp_use_pt": PAYLOAD_TYPES[codec],
+            "rtp_use_ssrc": str(secrets.randbelow(2**32)), "remote_media_ip": rt.spec.source_ip,
+            "remote_media_port": "16700",
+        }
+        # The captured media variables, in order (audio_media_flow is re-set after the remote ones).
+        for k, v in TEMPLATES["var_sets"]["media"]:
+            ch.set_var(k, known.get(k, v))
+            if k == "remote_audio_media_flow":
+                ch.set_var("audio_media_flow", "sendrecv")
         if srtp:
+            key = base64.b64encode(secrets.token_bytes(30)).decode()
             ch.set_vars({"rtp_secure_audio_confirmed": "true",
-                                 "rtp_has_crypto": "AES_CM_128_HMAC_SHA1_80",
-                                 "rtp_secure_media_negotiated": "AES_CM_128_HMAC_SHA1_80"})
+                         "rtp_has_crypto": "AES_CM_128_HMAC_SHA1_80",
+                         "rtp_secure_media_negotiated": "AES_CM_128_HMAC_SHA1_80",
+                         "srtp_remote_audio_crypto_key": rt.spec.crypto_key_line(),
+                         "srtp_remote_audio_crypto_type": "AES_CM_128_HMAC_SHA1_80",
+                         "rtp_last_audio_local_crypto_key": f"1 AES_CM_128_HMAC_SHA1_80 inline:{key}",
+                         "send_silence_when_idle": "-1"})
         rt.outcome.codec = name
         rt.outcome.srtp = srtp
         return True
+
+    def _answer_sdp(self, rt: _CallRuntime) -> str:
+        ch, ip = rt.channel, self._media_ip(rt.channel)
+        pt = ch.variables.get("rtp_use_pt", "0")
+        proto = "RTP/SAVP" if rt.outcome.srtp else "RTP/AVP"
+        lines = ["v=0", f"o=FreeSWITCH 1795219472 1795219473 IN IP4 {ip}", "s=FreeSWITCH", f"c=IN IP4 {ip}",
+                 "t=0 0", f"m=audio {rt.local_port} {proto} {pt} 101",
+                 f"a=rtpmap:{pt} {RTPMAP[ch.codec.upper()].split('/')[0]}/{CODEC_RATE[ch.codec.upper()]}",
+                 "a=rtpmap:101 telephone-event/8000", "a=fmtp:101 0-15", "a=ptime:20", "a=sendrecv"]
+        return "\r\n".join(lines) + "\r\n"
 
     async def _pre_answer(self, rt: _CallRuntime) -> bool:
         """183 with media: CHANNEL_PROGRESS_MEDIA (call state RINGING, then EARLY)."""
@@ -730,6 +773,7 @@ class FreeSwitchDouble:
             return True
         if not await self._pre_answer(rt):
             return False
+        ch.set_var("rtp_local_sdp_str", self._answer_sdp(rt))
         ch.set_var("endpoint_disposition", "ANSWER")
         ch.answered_us = int(time.time() * 1e6)
         ch.answer_state = "answered"
@@ -761,6 +805,7 @@ class FreeSwitchDouble:
         ch.set_vars({"playback_last_offset_pos": str(samples // 2),
                              "playback_seconds": str(played_ms // 1000),
                              "playback_ms": str(played_ms), "playback_samples": str(samples)})
+        ch.set_var("current_application_response", "FILE PLAYED")
         return "FILE PLAYED"
 
     # ------------------------------------------------------------------ hangup
@@ -782,9 +827,8 @@ class FreeSwitchDouble:
         ch.answer_state = "hangup"
         ch.state_number = 10
         q850 = Q850.get(cause, 16)
-        ch.set_vars({"hangup_cause": cause, "hangup_cause_q850": str(q850)})
-        if not remote:
-            ch.set_var("sip_hangup_disposition", "send_bye" if ch.answered else "send_refuse")
+        disposition = ch.variables.get("sip_hangup_disposition") if remote else \
+            ("send_bye" if ch.answered else "send_refuse")
         rt.break_playback.set()
         await self._chan_event(ch, "CHANNEL_HANGUP")
         running = running or rt.current
@@ -797,6 +841,8 @@ class FreeSwitchDouble:
             await self._chan_event(ch, "CHANNEL_EXECUTE_COMPLETE",
                                    [*extra, ("Application-Response", response),
                                     ("Application-UUID", running.event_uuid)])
+        ch.variables.pop("current_loop", None)
+        ch.variables.pop("total_loops", None)
         # What the caller sees.
         if not remote:
             reason = f'Q.850;cause={q850};text="{cause}"'
@@ -835,6 +881,7 @@ class FreeSwitchDouble:
         ch.call_state = "HANGUP"
         ch.set_state("CS_REPORTING")
         await self._chan_event(ch, "CHANNEL_STATE")
+        self._cdr_variables(ch, cause, q850, disposition or "")
         await self._chan_event(ch, "CHANNEL_HANGUP_COMPLETE")
         lst = rt.listener
         if lst is not None and not lst.closed:
@@ -848,6 +895,42 @@ class FreeSwitchDouble:
         ch.set_state("CS_DESTROY")
         rt.outcome._set_ended()
         rt.ended.set()
+
+    def _cdr_variables(self, ch: Channel, cause: str, q850: int, disposition: str) -> None:
+        """The CDR variables FreeSWITCH sets for CHANNEL_HANGUP_COMPLETE, in the captured order."""
+        start, answer, media, end = ch.created_us, ch.answered_us, ch.progress_media_us, ch.hangup_us
+
+        def stamp(us: int) -> str:
+            return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(us / 1e6)) if us else ""
+
+        def spans(prefix: str, a: int, b: int) -> dict[str, str]:
+            d = max(0, b - a) if a and b else 0
+            return {f"{prefix}sec": str(d // 1_000_000), f"{prefix}msec": str(d // 1000),
+                    f"{prefix}usec": str(d)}
+
+        known = {
+            "hangup_cause": cause, "hangup_cause_q850": str(q850), "digits_dialed": "none",
+            "start_stamp": stamp(start), "profile_start_stamp": stamp(start), "answer_stamp": stamp(answer),
+            "progress_media_stamp": stamp(media), "end_stamp": stamp(end),
+            "start_epoch": str(start // 1_000_000), "start_uepoch": str(start),
+            "profile_start_epoch": str(start // 1_000_000), "profile_start_uepoch": str(start),
+            "answer_epoch": str(answer // 1_000_000), "answer_uepoch": str(answer),
+            "progress_media_epoch": str(media // 1_000_000), "progress_media_uepoch": str(media),
+            "end_epoch": str(end // 1_000_000), "end_uepoch": str(end),
+            "last_app": ch.variables.get("current_application", ""),
+            "last_arg": ch.variables.get("current_application_data", ""),
+            "caller_id": f'"{ch.caller["caller_id"]}" <{ch.caller["caller_id"]}>',
+            "duration": str(max(0, end - start) // 1_000_000), "mduration": str(max(0, end - start) // 1000),
+            "uduration": str(max(0, end - start)), "sip_hangup_disposition": disposition,
+            **spans("bill", answer, end), **spans("flow_bill", answer, end), **spans("answer", start, answer),
+            **spans("progress_media", start, media), **spans("wait", start, answer),
+        }
+        for k, v in TEMPLATES["var_sets"]["cdr"]:
+            if k.startswith("rtp_audio_") and not ch.codec:
+                continue  # no RTP statistics without media
+            value = known.get(k, "0" if v.replace(".", "").isdigit() else v)
+            if value != "":
+                ch.set_var(k, value)
 
     async def _close_after(self, lst: Listener, seconds: float) -> None:
         await asyncio.sleep(seconds)
