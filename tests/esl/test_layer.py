@@ -346,3 +346,17 @@ def test_reused_executor_threads_from_an_asyncio_app(tmp_path: Path) -> None:
         results = asyncio.run(app())
     assert [r.split(":")[2] for r in results] == ["+OK acl reloaded"] * 8
     assert len({r.split(":")[1] for r in results}) <= 2  # the same threads were reused
+
+
+def test_connect_times_out_without_auth_request() -> None:
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)  # accepts (backlog) but never speaks
+    port = listener.getsockname()[1]
+    try:
+        with pytest.raises(EslTimeout, match="auth/request"):
+            in_thread(lambda: InboundClient.connect("127.0.0.1", port, "ClueCon", timeout=0.3))
+    finally:
+        listener.close()
