@@ -16,7 +16,8 @@ _LINE = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), min
 
 
 # Commands that legitimately change the conversation (close it, add events, start jobs).
-_STATEFUL = ("exit", "bgapi", "event", "myevents", "sendmsg", "linger", "api originate", "api uuid_audio_stream")
+_STATEFUL = ("exit", "bgapi", "event", "myevents", "sendmsg", "linger", "api originate",
+             "api uuid_audio_stream")
 
 
 def _plain_command(line: str) -> bool:
