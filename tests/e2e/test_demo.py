@@ -115,3 +115,39 @@ def test_ctrl_c_stops_every_service(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_outside_a_source_checkout_the_demo_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import controller
+    from controller.demo_stack import load_double
+
+    fake = tmp_path / "site-packages" / "controller" / "__init__.py"
+    monkeypatch.setattr(controller, "__file__", str(fake))
+    with pytest.raises(DemoError, match=r"tests/fsdouble.*source checkout"):
+        load_double()
+
+
+def test_progress_is_plain_lines_when_not_a_terminal() -> None:
+    import io
+
+    from controller.demo_progress import Progress
+
+    stream = io.StringIO()
+    progress = Progress(stream)
+    progress.begin("loading models")
+    progress.tick()
+    progress.end("ready")
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "… loading models"
+    assert lines[1].startswith("  loading models: ready (") and "\r" not in stream.getvalue()
+
+
+def test_the_agent_speaks_only_on_cue() -> None:
+    from controller.demo import SpeakOnCue
+
+    voice = SpeakOnCue(b"\x01\x02" * 400)
+    assert voice(16000, 640) == b"\0" * 640
+    voice.cue()
+    assert voice(16000, 640) == b"\x01\x02" * 320
+    assert voice(16000, 640) == (b"\x01\x02" * 80).ljust(640, b"\0")  # the rest, then silence
+    assert voice(16000, 640) == b"\0" * 640
