@@ -185,3 +185,35 @@ def test_caller_hangup_completes_the_running_playback(tmp_path: Path) -> None:
     assert order[:2] == ["COMPLETE answer _none_", "HANGUP"]
     assert "COMPLETE playback PLAYBACK ERROR" in order and "waited PLAYBACK ERROR" in order
     assert played[0].interrupted
+
+
+def test_stream_buffer_size_batches_frames(tmp_path: Path) -> None:
+    """STREAM_BUFFER_SIZE=100 → one 3200-byte message per 100 ms at 16 kHz mono."""
+    ws = ScriptedWsServer(send_after=10**9).start()
+    got_frames = threading.Event()
+
+    def handle(call: OutboundCall) -> None:
+        call.myevents()
+        call.set_var("STREAM_BUFFER_SIZE", "100")
+        call.execute_wait("answer")
+        call.api(f"uuid_audio_stream {call.uuid} start ws://127.0.0.1:{ws.port}/m mono 16k")
+        import gevent
+
+        with gevent.Timeout(10):
+            while len(ws.frames_in) < 3:
+                gevent.sleep(0.01)
+        got_frames.set()
+        call.hangup()
+
+    ctl = MiniController(handle)
+    try:
+        with FreeSwitchDouble(write_sample_conf(tmp_path / "conf"), controller_addr=f"127.0.0.1:{ctl.port}",
+                              temp_dir=tmp_path) as fs:
+            out = fs.place_call("sess_12", user=USER, password=PASSWORD, audio_speed=10)
+            assert out.wait_ended(15)
+    finally:
+        ctl.close()
+        ws.stop()
+    assert ctl.errors == [] and got_frames.is_set()
+    assert {len(f) for f in ws.frames_in} == {3200}
+    assert ws.close_in == [(1000, "Normal closure")]
