@@ -214,3 +214,34 @@ def test_many_concurrent_calls(conf: Path) -> None:
         assert all(o.wait_ended(10) for o in outs)
         ctl.close()
         assert ctl.errors == []
+
+
+def test_audio_stream_argument_handling_follows_the_module(conf: Path) -> None:
+    """mod_audio_stream's stream_function: usage text, silent bad mix, -ERR for a bad URL/rate."""
+    replies: dict[str, str] = {}
+
+    def handle(call: OutboundCall) -> None:
+        call.myevents()
+        call.execute_wait("answer")
+        u = call.uuid
+        for key, cmd in {
+            "usage": f"uuid_audio_stream {u} start ws://x",
+            "bad_mix": f"uuid_audio_stream {u} start ws://127.0.0.1:9/x quad 16k",
+            "bad_host": f"uuid_audio_stream {u} start ws://media_bridge:9/x mono 16k",
+            "bad_rate": f"uuid_audio_stream {u} start ws://127.0.0.1:9/x mono 11025",
+            "no_stream_stop": f"uuid_audio_stream {u} stop",
+            "send_text_no_arg": f"uuid_audio_stream {u} send_text",
+            "unknown_uuid": "uuid_audio_stream 00000000-0000-4000-8000-000000000000 stop",
+        }.items():
+            replies[key] = call.api(cmd)
+        call.hangup()
+
+    with run_with(conf, handle) as (fs, ctl):
+        out = fs.place_call("sess_13", user=USER, password=PASSWORD)
+        assert out.wait_ended(10)
+        ctl.close()
+        assert ctl.errors == []
+    assert replies["usage"].startswith("-USAGE: <uuid> [start | stop")
+    assert replies["bad_mix"] == "" and replies["send_text_no_arg"] == ""
+    assert replies["bad_host"] == replies["bad_rate"] == "-ERR Operation Failed\n"
+    assert replies["no_stream_stop"] == replies["unknown_uuid"] == "-ERR Operation Failed\n"

@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 PROFILE_RESTART_GUARD_S = 10.0
+STREAM_API_SYNTAX = ("<uuid> [start | stop | send_text | pause | resume | graceful-shutdown ] "
+                     "[wss-url | path] [mono | mixed | stereo] [8000 | 16000] [metadata]")
 SHOW_CALLS_LAG_S = 0.2
 
 
@@ -1133,20 +1135,26 @@ class FreeSwitchDouble:
         return False
 
     async def _audio_stream(self, rest: str) -> str:
-        parts = rest.split(" ", 5)
-        if len(parts) < 2:
-            return "-USAGE: <uuid> [start | stop | send_text | pause | resume | graceful-shutdown ] [wss-url | path] [mono | mixed | stereo] [8000 | 16000] [metadata]\n"  # noqa: E501
-        uid, action = parts[0], parts[1]
+        """``uuid_audio_stream`` as mod_audio_stream's stream_function: FreeSWITCH splits the
+        arguments on spaces into at most 6 (the metadata keeps the rest of the line)."""
+        argv = rest.strip().split(" ", 5)
+        if len(argv) < 2 or (argv[1] == "start" and len(argv) < 4):
+            return f"-USAGE: {STREAM_API_SYNTAX}\n"
+        uid, action = argv[0], argv[1].lower()
         rt = self._runtime.get(uid)
         if rt is None or rt.channel.hung_up:
             return "-ERR Operation Failed\n"
         if action == "start":
-            if len(parts) < 5 or (rt.stream is not None and rt.stream.state in ("connecting", "connected")):
-                return "-ERR Operation Failed\n"
-            url, mix, rate_text = parts[2], parts[3], parts[4]
-            metadata = parts[5] if len(parts) > 5 else ""
-            rate = {"8k": 8000, "16k": 16000, "8000": 8000, "16000": 16000}.get(rate_text)
-            if not valid_stream_url(url) or mix not in ("mono", "mixed", "stereo") or rate is None:
+            url, mix = argv[2], argv[3]
+            if mix not in ("mono", "mixed", "stereo"):
+                return ""  # the module logs and answers nothing (goto done)
+            rate_text = argv[4] if len(argv) > 4 else "8k"
+            rate = {"16k": 16000, "8k": 8000}.get(rate_text)
+            if rate is None:
+                rate = int(rate_text) if rate_text.isdigit() else 0
+            metadata = argv[5] if len(argv) > 5 else ""
+            busy = rt.stream is not None and rt.stream.state in ("connecting", "connected")
+            if not valid_stream_url(url) or rate == 0 or rate % 8000 or busy:
                 return "-ERR Operation Failed\n"
             buffer_ms = int(rt.channel.variables.get("STREAM_BUFFER_SIZE", "20") or 20)
             buffer_ms = buffer_ms if buffer_ms % 20 == 0 and buffer_ms > 0 else 20
@@ -1155,14 +1163,16 @@ class FreeSwitchDouble:
             async def fire(subclass: str, body: bytes) -> None:
                 await self._chan_event(ch, "CUSTOM", subclass=subclass, body=body)
 
-            rt.stream = AudioStream(uuid=uid, url=url, mix=mix, rate=rate, metadata=metadata,
-                                    temp_dir=self.temp_dir, fire=fire, source=self._source(rt),
-                                    speed=rt.spec.audio_speed, buffer_ms=buffer_ms)
             if not await self._pre_answer(rt):  # start pre-answers (183)
                 await self._hangup(rt, "INCOMPATIBLE_DESTINATION")
                 return "-ERR Operation Failed\n"
+            rt.stream = AudioStream(uuid=uid, url=url, mix=mix, rate=rate, metadata=metadata,
+                                    temp_dir=self.temp_dir, fire=fire, source=self._source(rt),
+                                    speed=rt.spec.audio_speed, buffer_ms=buffer_ms)
             rt.stream.start()
             return "+OK Success\n"
+        if action == "send_text" and len(argv) < 3:
+            return ""  # the module logs and answers nothing
         stream = rt.stream
         if stream is None or not stream.usable:
             return "-ERR Operation Failed\n"
@@ -1170,8 +1180,7 @@ class FreeSwitchDouble:
             await stream.stop()
             return "+OK Success\n"
         if action == "send_text":
-            text = rest.split(" ", 2)[2] if len(rest.split(" ", 2)) > 2 else ""
-            await stream.send_text(text)
+            await stream.send_text(argv[2].split(" ")[0])  # one argument: the text up to a space
             return "+OK Success\n"
         if action in ("pause", "resume"):
             stream.paused = action == "pause"
