@@ -245,3 +245,27 @@ def test_audio_stream_argument_handling_follows_the_module(conf: Path) -> None:
     assert replies["bad_mix"] == "" and replies["send_text_no_arg"] == ""
     assert replies["bad_host"] == replies["bad_rate"] == "-ERR Operation Failed\n"
     assert replies["no_stream_stop"] == replies["unknown_uuid"] == "-ERR Operation Failed\n"
+
+
+def test_sofia_profile_lifecycle_and_rebinding(conf: Path, tmp_path: Path) -> None:
+    with FreeSwitchDouble(conf) as fs:
+        api = fs.api_sync
+        assert api("sofia profile kallglot start") == "Failure starting kallglot\n"
+        assert api("sofia profile kallglot stop").startswith(
+            "Profile kallglot must be up for at least 10 seconds to stop/restart.\nPlease wait ")
+        fs.set_profile_uptime(12)
+        assert api("sofia profile kallglot stop") == "stopping: kallglot"
+        assert fs.place_call("sess_20", user=USER, password=PASSWORD).transport_error is not None
+        assert api("sofia profile kallglot rescan") == "Invalid Profile [kallglot]"
+        assert api("sofia profile kallglot start") == "kallglot started successfully\n"
+        # No controller listens: the socket fails, the dialplan ends, NORMAL_CLEARING → 480.
+        assert fs.place_call("sess_20", user=USER, password=PASSWORD, transport="tls").code == 480
+        # TLS switched off in the XML: a rescan keeps the bound TLS port, a restart drops it.
+        write_sample_conf(conf, tls=False)
+        fs.set_profile_uptime(12)
+        assert api("sofia profile kallglot rescan") == "Reload XML [Success]\n+OK scan complete\n"
+        assert fs.place_call("sess_21", user=USER, password=PASSWORD, transport="tls").transport_error is None
+        assert api("sofia profile kallglot restart") == "Reload XML [Success]\nrestarting: kallglot"
+        refused = fs.place_call("sess_21", user=USER, password=PASSWORD, transport="tls")
+        assert (refused.code, refused.transport_error) == (None, "connection refused")
+        assert fs.place_call("sess_21", user=USER, password=PASSWORD, transport="udp").code is not None

@@ -96,8 +96,10 @@ class FreeSwitchDouble:
         self.temp_dir = Path(temp_dir) if temp_dir else Path(tempfile.mkdtemp(prefix="fsdouble-"))
         self.core = Core(hostname=hostname)
         self.config: FsConfig = load_config(self.conf_dir, self._variables)
-        self._bound_config = self.config  # bindings change only on profile restart
-        self._profile_started = time.monotonic() - profile_uptime
+        # Running sofia profiles with the settings they were bound with (bindings change only on
+        # start/restart), and when each started (the 10-second stop/restart rule).
+        self._running: dict[str, Profile] = dict(self.config.profiles)
+        self._started: dict[str, float] = {n: time.monotonic() - profile_uptime for n in self._running}
         self.calls: dict[str, Channel] = {}
         self.outcomes: dict[str, CallOutcome] = {}
         self.api_log: list[str] = []
@@ -185,6 +187,10 @@ class FreeSwitchDouble:
         """``place_call`` for async tests (runs on the double's loop, awaitable from any loop)."""
         return await self._acall(self._place(CallSpec(destination, **spec), timeout))
 
+    def api_sync(self, line: str, timeout: float = 30) -> str:
+        """The reply body of ``api <line>``, as an ESL client would get it (for tests)."""
+        return self._call(self.api(line), timeout)
+
     def played_audio(self, uuid: str) -> list[Playback]:
         """Files played to channel ``uuid`` (uuid_broadcast/playback), in order, with their PCM."""
         ch = self.calls.get(uuid)
@@ -200,12 +206,15 @@ class FreeSwitchDouble:
         self._call(self._remote_hangup(rt, cause))
 
     def set_profile_uptime(self, seconds: float) -> None:
-        """Pretend the sofia profile started ``seconds`` ago (the 10-second restart rule)."""
-        self._profile_started = time.monotonic() - seconds
+        """Pretend every running sofia profile started ``seconds`` ago (the 10-second rule)."""
+        for name in self._started:
+            self._started[name] = time.monotonic() - seconds
 
     def reload_config(self) -> None:
-        """Re-read the whole conf dir including bindings (what a FreeSWITCH restart does)."""
-        self.config = self._bound_config = load_config(self.conf_dir, self._variables)
+        """Re-read the whole conf dir and rebind every profile (what a FreeSWITCH restart does)."""
+        self.config = load_config(self.conf_dir, self._variables)
+        self._running = dict(self.config.profiles)
+        self._started = {n: time.monotonic() for n in self._running}
 
     # ------------------------------------------------------------------ events
     async def _fire(self, items: list[tuple[str, str]], body: bytes = b"") -> None:
@@ -219,7 +228,7 @@ class FreeSwitchDouble:
 
     # ------------------------------------------------------------------ calls
     def _profile_for(self, spec: CallSpec) -> tuple[Profile | None, int | None]:
-        for prof in self._bound_config.profiles.values():
+        for prof in self._running.values():
             if spec.profile and prof.name != spec.profile:
                 continue
             port = prof.transports().get(spec.transport)
@@ -953,9 +962,7 @@ class FreeSwitchDouble:
                 return self._show_calls()
             return f"-ERR show {rest} not supported by the FreeSWITCH double\n"
         if cmd == "reloadxml":
-            fresh = load_config(self.conf_dir, self._variables)
-            self.config = FsConfig(profiles=self.config.profiles, domains=fresh.domains,
-                                   acls=self.config.acls, contexts=fresh.contexts)
+            self._reload_xml()
             return "+OK [Success]\n"
         if cmd == "reloadacl":
             fresh = load_config(self.conf_dir, self._variables)
@@ -1102,31 +1109,55 @@ class FreeSwitchDouble:
         return json.dumps({"row_count": len(rows), "rows": rows}, separators=(",", ":")) + "\n"
 
     def _sofia(self, args: list[str]) -> str:
+        """``sofia status`` and ``sofia profile P start|stop|restart|rescan|killgw G`` with
+        mod_sofia's replies (cmd_profile); stop/restart refused in a profile's first 10 s."""
         if args[:1] == ["status"]:
             return TEMPLATES["sofia_status"]
-        if len(args) >= 3 and args[0] == "profile":
-            name, action = args[1], args[2]
-            if name not in self._bound_config.profiles:
-                return f"Invalid Profile [{name}]\n"
-            if action == "rescan":
-                fresh = load_config(self.conf_dir, self._variables)
-                if name in fresh.profiles:
-                    # New settings apply; the bound transports stay until a restart.
-                    self.config.profiles[name] = fresh.profiles[name]
-                return "Reload XML [Success]\n+OK scan complete\n"
-            if action == "restart":
-                up = time.monotonic() - self._profile_started
-                if up < PROFILE_RESTART_GUARD_S:
-                    wait = int(PROFILE_RESTART_GUARD_S - up)
-                    return (f"Profile {name} must be up for at least 10 seconds to stop/restart.\n"
-                            f"Please wait {wait} seconds\n")
-                self.reload_config()
-                self._profile_started = time.monotonic()
-                return f"Reload XML [Success]\nrestarting: {name}"
-            if action == "killgw" and len(args) >= 4:
-                return "-ERR no such gateway.\n" if not self._gateway_exists(args[3]) \
-                    else "+OK gateway marked for deletion.\n"
-        return "-ERR Usage: sofia profile <name> [rescan|restart|killgw <gw>]\n"
+        if len(args) < 3 or args[0] != "profile":
+            return "-ERR Usage: sofia profile <name> [start|stop|restart|rescan|killgw <gw>]\n"
+        name, action = args[1], args[2]
+        if action == "start":
+            fresh = load_config(self.conf_dir, self._variables)
+            if name in self._running or name not in fresh.profiles:
+                return f"Failure starting {name}\n"
+            self.config.profiles[name] = self._running[name] = fresh.profiles[name]
+            self._started[name] = time.monotonic()
+            return f"{name} started successfully\n"
+        if name not in self._running:
+            return f"Invalid Profile [{name}]"
+        if action in ("stop", "restart"):
+            up = time.monotonic() - self._started[name]
+            if up < PROFILE_RESTART_GUARD_S:
+                return (f"Profile {name} must be up for at least 10 seconds to stop/restart.\n"
+                        f"Please wait {int(PROFILE_RESTART_GUARD_S - up)} seconds\n")
+            if action == "stop":
+                del self._running[name]
+                return f"stopping: {name}"
+            fresh = self._reload_xml()
+            if name in fresh.profiles:
+                self.config.profiles[name] = self._running[name] = fresh.profiles[name]
+                self._started[name] = time.monotonic()
+            else:
+                del self._running[name]
+            return f"Reload XML [Success]\nrestarting: {name}"
+        if action == "rescan":
+            fresh = self._reload_xml()
+            if name in fresh.profiles:
+                # New settings and gateways apply; the bound transports stay until a restart.
+                self.config.profiles[name] = fresh.profiles[name]
+            return "Reload XML [Success]\n+OK scan complete\n"
+        if action == "killgw" and len(args) >= 4:
+            return "-ERR no such gateway.\n" if not self._gateway_exists(args[3]) \
+                else "+OK gateway marked for deletion.\n"
+        return "-ERR Usage: sofia profile <name> [start|stop|restart|rescan|killgw <gw>]\n"
+
+    def _reload_xml(self) -> FsConfig:
+        """What ``reloadxml`` changes at once: directory and dialplan (profiles and ACLs wait for
+        their own commands). Returns the freshly read tree."""
+        fresh = load_config(self.conf_dir, self._variables)
+        self.config = FsConfig(profiles=self.config.profiles, domains=fresh.domains,
+                               acls=self.config.acls, contexts=fresh.contexts)
+        return fresh
 
     def _gateway_exists(self, gw: str) -> bool:
         for path in self.conf_dir.rglob("*.xml"):
