@@ -269,3 +269,31 @@ def test_sofia_profile_lifecycle_and_rebinding(conf: Path, tmp_path: Path) -> No
         refused = fs.place_call("sess_21", user=USER, password=PASSWORD, transport="tls")
         assert (refused.code, refused.transport_error) == (None, "connection refused")
         assert fs.place_call("sess_21", user=USER, password=PASSWORD, transport="udp").code is not None
+
+
+def test_hangup_before_and_after_answer_as_sofia_sends_it(conf: Path) -> None:
+    """Unanswered: the cause maps to a SIP code (mod_sofia hangup_cause_to_sip) with Reason,
+    Remote-Party-ID and sip_bye_h_ headers; answered: a BYE with the Reason."""
+    def handle(call: OutboundCall) -> None:
+        call.myevents()
+        call.set_var("sip_bye_h_X-Why", "test")
+        if call.variable("sip_req_user") == "sess_busy":
+            call.execute("hangup", "USER_BUSY")
+        else:
+            call.execute_wait("answer")
+            call.execute("hangup", "NORMAL_CLEARING")
+        call.wait_hangup(5)
+
+    with run_with(conf, handle) as (fs, ctl):
+        busy = fs.place_call("sess_busy", user=USER, password=PASSWORD)
+        answered = fs.place_call("sess_ok", user=USER, password=PASSWORD)
+        assert answered.wait_ended(5)
+        ctl.close()
+        assert ctl.errors == []
+    assert (busy.code, busy.reason, busy.hangup_cause) == (486, "Busy Here", "USER_BUSY")
+    assert busy.headers == {
+        "Reason": 'Q.850;cause=17;text="USER_BUSY"',
+        "Remote-Party-ID": '"sess_busy" <sip:sess_busy@sip.fixture.test>;party=calling;privacy=off;screen=no',
+        "X-Why": "test"}
+    assert answered.code == 200 and answered.bye_from_switch
+    assert answered.bye_headers == {"Reason": 'Q.850;cause=16;text="NORMAL_CLEARING"', "X-Why": "test"}

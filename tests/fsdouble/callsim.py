@@ -80,6 +80,7 @@ class CallOutcome:
     srtp: bool = False
     bye_from_switch: bool = False
     bye_reason: str = ""
+    bye_headers: dict[str, str] = field(default_factory=dict)  # of FreeSWITCH's BYE (Reason, sip_bye_h_*)
     _ended: threading.Event = field(default_factory=threading.Event, repr=False)
     _final: threading.Event = field(default_factory=threading.Event, repr=False)
     _hangup: object = field(default=None, repr=False)  # set by the double: callable() -> None

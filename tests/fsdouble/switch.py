@@ -860,20 +860,22 @@ class FreeSwitchDouble:
             if ch.answered:
                 rt.outcome.bye_from_switch = True
                 rt.outcome.bye_reason = reason
+                rt.outcome.bye_headers = {"Reason": reason, **_prefixed(ch.variables, "sip_bye_h_")}
             else:
                 code = sip_code or cause_to_sip(cause)
                 headers: dict[str, str] = {}
+                dest, host = ch.caller["destination"], ch.variables.get("sip_req_host", "")
+                rpid = f'"{dest}" <sip:{dest}@{host}>;party=calling;privacy=off;screen=no'
                 if sip_code is None:
+                    # sofia_on_hangup's refusal: Reason, the PAI/RPID header, sip_bye_h_* headers.
                     headers["Reason"] = reason
+                    headers["Remote-Party-ID"] = rpid
+                    headers.update(_prefixed(ch.variables, "sip_bye_h_"))
                 else:  # `respond`, as captured: Max-Forwards … Reason, sip_rh_ headers, Remote-Party-ID
                     headers["Max-Forwards"] = "70"
                     headers["Reason"] = reason
-                    for k, v in ch.variables.items():
-                        if k.startswith("sip_rh_"):
-                            headers[k[len("sip_rh_"):]] = v
-                    dest, host = ch.caller["destination"], ch.variables.get("sip_req_host", "")
-                    headers["Remote-Party-ID"] = (f'"{dest}" <sip:{dest}@{host}>;party=calling;privacy=off;'
-                                                  "screen=no")
+                    headers.update(_prefixed(ch.variables, "sip_rh_"))
+                    headers["Remote-Party-ID"] = rpid
                 ch.sip_final = code
                 ch.sip_headers = headers
                 rt.outcome._set_final(code, SIP_REASONS.get(code, "Error"), headers)
@@ -1233,6 +1235,11 @@ class FreeSwitchDouble:
             return bytes(out)
 
         return take
+
+
+def _prefixed(variables: dict[str, str], prefix: str) -> dict[str, str]:
+    """SIP headers carried by channel variables (``sip_rh_X-Foo`` → ``X-Foo``)."""
+    return {k[len(prefix):]: v for k, v in variables.items() if k.startswith(prefix)}
 
 
 def _encode_reply_items(items: list[tuple[str, str]]) -> bytes:
