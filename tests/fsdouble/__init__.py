@@ -21,6 +21,10 @@ loop in a background thread; the controller under test runs as a real subprocess
         fs.stream(out.uuid)                          # AudioStream: frames_sent, texts_received, files
         fs.hangup(out.uuid)                          # far-end hangup by uuid
         await fs.aplace_call(...)                    # same, awaitable from an async test's loop
+        fs.callees["+15550000486"] = 486             # far end of `originate` (answer/noanswer/code)
+        fs.outcomes[uuid]                            # CallOutcome of any channel, originated too
+        fs.api_sync("sofia profile kallglot rescan") # an api command's reply body
+        fs.api_log                                   # every api/bgapi command received
 
 ``conf_dir`` is a FreeSWITCH XML tree (e.g. ``kallglot render --out DIR``): sofia profile
 settings (bound transports, auth-calls, challenge-realm, apply-inbound-acl, codec prefs),
