@@ -297,3 +297,17 @@ def test_hangup_before_and_after_answer_as_sofia_sends_it(conf: Path) -> None:
         "X-Why": "test"}
     assert answered.code == 200 and answered.bye_from_switch
     assert answered.bye_headers == {"Reason": 'Q.850;cause=16;text="NORMAL_CLEARING"', "X-Why": "test"}
+
+
+def test_srtp_forbidden_refuses_a_savp_offer(conf: Path) -> None:
+    def handle(call: OutboundCall) -> None:
+        call.myevents()
+        call.set_var("rtp_secure_media", "forbidden")
+        call.execute("answer")
+        call.wait_hangup(5)
+
+    with run_with(conf, handle) as (fs, _):
+        assert fs.place_call("sess_30", user=USER, password=PASSWORD, crypto=True).code == 488
+        plain = fs.place_call("sess_31", user=USER, password=PASSWORD, crypto=False)
+        assert plain.code == 200 and not plain.srtp
+        plain.hangup()

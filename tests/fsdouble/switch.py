@@ -696,7 +696,9 @@ class FreeSwitchDouble:
         secure = ch.variables.get("rtp_secure_media", "").split(":")[0].lower()
         if secure in ("mandatory", "true") and not spec.crypto:
             return None, False
-        srtp = spec.crypto and secure not in ("forbidden", "false")
+        if secure in ("forbidden", "false") and spec.crypto:
+            return None, False  # the offer is RTP/SAVP only: nothing plain to accept
+        srtp = spec.crypto
         ours_raw = ch.variables.get("absolute_codec_string") or ch.variables.get("codec_string") \
             or ch.variables.get("rtp_use_codec_string", "PCMU,PCMA")
         ours = [c.split("@")[0].strip().upper() for c in ours_raw.split(",") if c.strip()]
