@@ -132,7 +132,11 @@ def _converse(stack: DemoStack, out_dir: Path, progress: Progress, echo: Any) ->
 
     progress.begin("loading the speech models (ASR, MT, TTS)")
     stack.wait_engine_ready(ENGINE_TIMEOUT_S)
-    progress.end("ready")
+    engine = (stack.bridge_health() or {}).get("engine", "?")
+    progress.end(f"engine {engine} ready")
+    if engine == "passthrough":
+        raise DemoError("the bridge runs KALLGLOT_ENGINE=passthrough, which does not translate: "
+                        "unset it (or set it to offline) to run the demo")
 
     agent_voice = SpeakOnCue(agent_pcm)
     credentials = {"user": creds["username"], "password": creds["password"]}

@@ -64,6 +64,14 @@ def test_demo_failure_exits_non_zero_with_the_reason(tmp_path: Path, capsys: pyt
     assert "KALLGLOT_ENGINE" in err
 
 
+def test_the_demo_refuses_an_engine_that_does_not_translate(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KALLGLOT_ENGINE", "passthrough")
+    rc = cli_run(argparse.Namespace(out=str(tmp_path / "out")), Settings())
+    assert rc == 1
+    assert "KALLGLOT_ENGINE=passthrough, which does not translate" in capsys.readouterr().err
+
+
 def test_a_failed_start_leaves_no_process_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KALLGLOT_ENGINE", "no-such-engine")
     stack = DemoStack(tmp_path)
@@ -95,7 +103,7 @@ def _alive(pid: int) -> bool:
 
 
 def test_ctrl_c_stops_every_service(tmp_path: Path) -> None:
-    env = {**os.environ, "KALLGLOT_ENGINE": "passthrough"}
+    env = {k: v for k, v in os.environ.items() if k != "KALLGLOT_ENGINE"}
     proc = subprocess.Popen([sys.executable, "-m", "controller.cli", "demo", "--out", str(tmp_path / "out")],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
