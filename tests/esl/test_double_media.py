@@ -217,3 +217,35 @@ def test_stream_buffer_size_batches_frames(tmp_path: Path) -> None:
     assert ctl.errors == [] and got_frames.is_set()
     assert {len(f) for f in ws.frames_in} == {3200}
     assert ws.close_in == [(1000, "Normal closure")]
+
+
+def test_uuid_break_all_flushes_queued_broadcasts_only(tmp_path: Path) -> None:
+    files = []
+    for n in range(3):
+        f = tmp_path / f"reply{n}.r16"
+        f.write_bytes(sine(2.0))
+        files.append(f)
+    seen: dict[str, Any] = {}
+
+    def handle(call: OutboundCall) -> None:
+        call.myevents()
+        call.execute_wait("answer")
+        for f in files:
+            call.api(f"uuid_broadcast {call.uuid} {f} aleg")
+        marker = call.execute("set", "after_break=yes")
+        seen["break"] = call.api(f"uuid_break {call.uuid} all")
+        seen["set"] = call.wait_complete(marker, 10).get("variable_after_break")
+        call.hangup()
+
+    ctl = MiniController(handle)
+    try:
+        with FreeSwitchDouble(write_sample_conf(tmp_path / "conf"), controller_addr=f"127.0.0.1:{ctl.port}",
+                              temp_dir=tmp_path) as fs:
+            out = fs.place_call("sess_14", user=USER, password=PASSWORD)
+            assert out.wait_ended(15)
+            played = fs.played_audio(out.uuid)
+    finally:
+        ctl.close()
+    assert ctl.errors == []
+    assert seen == {"break": "+OK\n", "set": "yes"}
+    assert len(played) <= 1 and all(p.interrupted for p in played)

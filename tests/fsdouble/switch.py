@@ -52,8 +52,8 @@ class _App:
     name: str
     arg: str
     event_uuid: str
-    done: asyncio.Future[str] | None = None
     queued: bool = True  # sendmsg/broadcast (sets current_loop/total_loops) vs. dialplan action
+    cancelled: bool = False  # flushed by `uuid_break <uuid> all` before it started
 
 
 @dataclass
@@ -68,8 +68,8 @@ class _CallRuntime:
     stream: AudioStream | None = None
     socket_app_uuid: str | None = None
     socket_data: str = ""
-    playing: _App | None = None
     current: _App | None = None  # the application running now (completed by a hangup)
+    starting: _App | None = None  # taken from the queue, in its ≈20 ms before CHANNEL_EXECUTE
     break_playback: asyncio.Event = field(default_factory=asyncio.Event)
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     audio_pcm: bytes = b""
@@ -477,10 +477,11 @@ class FreeSwitchDouble:
             app = await rt.apps.get()
             # Observed: an application starts ≈20 ms after its +OK (the socket app's loop), so
             # replies to back-to-back sendmsg commands come before the first CHANNEL_EXECUTE.
+            rt.starting = app
             await asyncio.sleep(0.02)
-            await self._execute(rt, app)
-            if app.done is not None and not app.done.done():
-                app.done.set_result("done")
+            rt.starting = None
+            if not app.cancelled:
+                await self._execute(rt, app)
 
     # ------------------------------------------------------------------ ESL serving
     async def _on_inbound(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -803,7 +804,6 @@ class FreeSwitchDouble:
             return "FILE NOT FOUND"
         pb = Playback(file=str(path), audio=audio, sample_rate=rate, started=time.monotonic())
         ch.played.append(pb)
-        rt.playing = app
         rt.break_playback.clear()
         try:
             await asyncio.wait_for(rt.break_playback.wait(), pb.duration)
@@ -812,7 +812,6 @@ class FreeSwitchDouble:
             pass
         finally:
             pb.ended = time.monotonic()
-            rt.playing = None
         played_ms = int((pb.ended - pb.started) * 1000)
         samples = int(played_ms * rate / 1000)
         ch.set_vars({"playback_last_offset_pos": str(samples // 2),
@@ -1006,11 +1005,13 @@ class FreeSwitchDouble:
             if rt is None or rt.channel.hung_up:
                 return "-ERR No such channel!\n"
             if len(args) > 1 and args[1] == "all":
-                while not rt.apps.empty():
-                    queued = rt.apps.get_nowait()
-                    if queued.name != "playback":
-                        rt.apps.put_nowait(queued)
-                        break
+                if rt.starting is not None and rt.starting.name == "playback":
+                    rt.starting.cancelled = True
+                # Flush queued playbacks (uuid_broadcast), keep other queued applications in order.
+                kept = [a for a in (rt.apps.get_nowait() for _ in range(rt.apps.qsize()))
+                        if a.name != "playback"]
+                for queued in kept:
+                    rt.apps.put_nowait(queued)
             rt.break_playback.set()
             return "+OK\n"
         if cmd == "uuid_audio_stream":
