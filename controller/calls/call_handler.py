@@ -35,6 +35,9 @@ STREAM_PLAY = "mod_audio_stream::play"
 STREAM_ERROR = "mod_audio_stream::error"
 STREAM_DISCONNECT = "mod_audio_stream::disconnect"
 STREAM_JSON = "mod_audio_stream::json"
+# Bridge close codes (media_bridge/wire.py CloseCode) that a new attempt cannot change: bad
+# metadata, unknown or ended session, and a newer stream of the same leg that replaced this one.
+PERMANENT_CLOSE_CODES = frozenset({4001, 4400, 4404, 4410})
 DISCONNECT = "DISCONNECT"  # the ESL layer's handler key for text/disconnect-notice
 DISCONNECT_NOTICE = "text/disconnect-notice"
 
@@ -212,13 +215,13 @@ class CallSession:
         if not reply.startswith("+OK"):
             self._stream_failed(f"start refused: {reply.strip()}")
 
-    def _stream_failed(self, why: str) -> None:
+    def _stream_failed(self, why: str, *, permanent: bool = False) -> None:
         admitted = self.admission
         assert isinstance(admitted, Admitted)
         retries_done = self.stream_attempts - 1
         record = {"event": "stream_failed", "call_uuid": admitted.call_uuid, "leg_id": admitted.leg_id,
                   "session_id": admitted.session_id, "attempt": self.stream_attempts, "reason": why}
-        if retries_done >= self.config.stream_retries:
+        if permanent or retries_done >= self.config.stream_retries:
             record["retrying"] = False
             log.warning(json.dumps(record, separators=(",", ":")))
             self._retry_at = None
@@ -283,7 +286,8 @@ class CallSession:
             self._stream_failed(f"bridge refused: {event.body.decode(errors='replace')[:200]}")
         elif key == STREAM_DISCONNECT:
             mark_leg(self.store, admitted.leg_id, "answered")
-            self._stream_failed(f"bridge closed: {event.body.decode(errors='replace')[:200]}")
+            self._stream_failed(f"bridge closed: {event.body.decode(errors='replace')[:200]}",
+                                permanent=disconnect_close_code(event.body) in PERMANENT_CLOSE_CODES)
         elif key == STREAM_CONNECT:
             mark_leg(self.store, admitted.leg_id, "streaming")
             log.info(json.dumps({"event": "stream_connected", "call_uuid": admitted.call_uuid,
@@ -365,3 +369,12 @@ class CallSession:
 def handle_call(sock: CallSocket, store: Store, config: CallConfig) -> None:
     """The ESL outbound server's per-call entry point."""
     CallSession(sock, store, config).run()
+
+
+def disconnect_close_code(body: bytes) -> int | None:
+    """The websocket close code in a ``mod_audio_stream::disconnect`` body, if readable."""
+    try:
+        message = json.loads(body).get("message") or {}
+        return int(message.get("code"))
+    except (ValueError, TypeError, AttributeError):
+        return None

@@ -34,6 +34,11 @@ HostPort = Annotated[
 ]
 # Printable, no spaces or control characters: these land in FreeSWITCH gateway config.
 SipToken = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[!-~]+$")]
+# RFC 3261 user-part characters that FreeSWITCH reads unchanged in a gateway's From URI and digest
+# header (the renderer's check_sip_user refuses the rest: @ : " \ < > % #).
+SipUser = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9\-_.!~*'()&=+$,;?/]+$")
+]
 
 METADATA_MAX_BYTES = 8192
 
@@ -119,7 +124,7 @@ class SipGateway(StrictModel):
     """The SIP trunk FreeSWITCH uses to reach the provider (a sofia gateway)."""
 
     host: HostPort
-    username: SipToken
+    username: SipUser
     password: SipToken
     # "register" would shadow BaseModel.register, hence the alias.
     register_: bool = Field(default=False, alias="register", description="Register with the provider")

@@ -60,3 +60,12 @@ def test_unauthorized_caller_has_no_auth_username() -> None:
 def test_missing_uuid_is_a_clear_error() -> None:
     with pytest.raises(ChannelDataError, match="Unique-ID"):
         ChannelInfo.from_headers({"Caller-Destination-Number": "sess_x"})
+
+
+def test_disconnect_close_code_reads_mod_audio_stream_body() -> None:
+    from controller.calls.call_handler import PERMANENT_CLOSE_CODES, disconnect_close_code
+
+    body = b'{"status":"disconnected","message":{"code":4404,"reason":"unknown session"}}'
+    assert disconnect_close_code(body) == 4404 in PERMANENT_CLOSE_CODES
+    assert disconnect_close_code(b'{"status":"disconnected","message":{"code":4000,"reason":"bye"}}') == 4000
+    assert disconnect_close_code(b"not json") is None
