@@ -121,10 +121,11 @@ class DemoStack:
         api = self.services.start("api")
         ctl = self.services.start("controller")
         alive = [s for s in (api, ctl, self.bridge) if s is not None]
-        wait_until("the API", lambda: self.api("GET", "/healthz")[0] == 200, 30, alive=alive)
+        tick = self.progress.tick
+        wait_until("the API", lambda: self.api("GET", "/healthz")[0] == 200, 30, alive=alive, tick=tick)
         wait_until("the controller's outbound socket", lambda: _port_open(self.controller_port), 30,
-                   alive=alive)
-        wait_until("the bridge", lambda: self.bridge_health() is not None, 60, alive=alive)
+                   alive=alive, tick=tick)
+        wait_until("the bridge", lambda: self.bridge_health() is not None, 60, alive=alive, tick=tick)
         return self
 
     def close(self) -> None:
