@@ -17,6 +17,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -88,8 +89,11 @@ def describe_turn(turn: dict[str, Any]) -> str:
             f"        → [{tr.get('language', '?')}] {tr.get('text', '')}")
 
 
+Echo = Callable[[str], None]
+
+
 def run_demo(out_dir: Path, *, workdir: Path, progress: Progress, engine: str | None = None,
-             echo: Any = print) -> DemoResult:
+             echo: Echo = print) -> DemoResult:
     """The whole demo; raises DemoError on any failure. ``echo`` prints one line."""
     progress.begin("starting api, controller, bridge and the FreeSWITCH double")
     stack = DemoStack(workdir, engine=engine, progress=progress)
@@ -105,13 +109,13 @@ def run_demo(out_dir: Path, *, workdir: Path, progress: Progress, engine: str | 
         stack.close()
 
 
-def _converse(stack: DemoStack, out_dir: Path, progress: Progress, echo: Any) -> DemoResult:
+def _converse(stack: DemoStack, out_dir: Path, progress: Progress, echo: Echo) -> DemoResult:
     sip = stack.api_ok("PATCH", "/v1/sip", {
         "enabled": True, "session_defaults": {"source_language": CUSTOMER_LINE[0],
                                               "target_language": AGENT_LINE[0]}})
     creds = stack.generate_credentials()
     echo(f"SIP enabled for {creds['username']}@{creds['domain']} "
-         f"(transports {', '.join(sip['allowed_transports'])}; password generated, shown once)")
+         f"(transports {', '.join(sip['allowed_transports'])}; password generated, not printed)")
     outcome = stack.reload()
     commands = ", ".join(c["command"] for c in outcome.get("commands", []))
     echo("FreeSWITCH config rendered and reloaded (POST /admin/reload): "
