@@ -9,6 +9,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from controller.api import schemas
+from controller.api.dial import CallLeg, DialRequest
 from controller.api.envelope import json_response
 from controller.domain.requests import (
     ConnectionCreate,
@@ -42,7 +43,10 @@ def _json(ref: dict[str, str]) -> dict[str, Any]:
 def build_openapi(sip_domain: str) -> dict[str, Any]:
     c = _Components()
     error = {"description": "Error", "content": _json(c.ref(schemas.Error))}
-    errors = {"400": error, "401": error, "404": error, "409": error, "422": error}
+    errors = {
+        "400": error, "401": error, "404": error, "409": error, "422": error, "429": error,
+        "502": error, "503": error,
+    }
     id_param = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
     idem = {
         "name": "Idempotency-Key",
@@ -96,6 +100,12 @@ def build_openapi(sip_domain: str) -> dict[str, Any]:
         "/v1/sessions/{id}": {"get": op("Retrieve a session", "200", schemas.Session, params=[id_param])},
         "/v1/sessions/{id}/end": {
             "post": op("End a session (idempotent)", "200", schemas.Session, params=[id_param, idem])
+        },
+        "/v1/sessions/{id}/dial": {
+            "post": op(
+                "Dial an outbound leg of a session through its provider", "202", CallLeg, DialRequest,
+                [id_param, idem],
+            )
         },
         "/v1/sessions/{id}/transcript": {
             "get": op("A session's transcript", "200", schemas.Transcript, params=[id_param])

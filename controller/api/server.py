@@ -7,7 +7,7 @@ import logging
 
 from aiohttp import web
 
-from controller.api import connections, phone_numbers, sessions, sip
+from controller.api import connections, dial, phone_numbers, sessions, sip
 from controller.api.envelope import json_response
 from controller.api.janitor import JANITOR_INTERVAL_KEY, janitor_ctx
 from controller.api.middleware import auth_middleware, idempotency_middleware, request_id_middleware
@@ -46,7 +46,7 @@ def create_app(
     app[SETTINGS_LISTENERS_KEY] = []
     app[OPENAPI_KEY] = build_openapi(settings.sip_domain)
     app[JANITOR_INTERVAL_KEY] = janitor_interval_s
-    for module in (sessions, connections, phone_numbers, sip):
+    for module in (sessions, dial, connections, phone_numbers, sip):
         app.add_routes(module.routes)
     app.router.add_get("/v1/openapi.json", openapi_handler)
     app.router.add_get("/healthz", healthz)
@@ -72,12 +72,6 @@ def _install_optional_routes(app: web.Application) -> None:
         log.warning("admin routes unavailable (%s): POST /admin/reload is not served", exc)
     else:
         install(app)
-    try:
-        from controller.calls.dial_route import install_dial_route
-    except ImportError as exc:
-        log.warning("dial route unavailable (%s): POST /v1/sessions/{id}/dial is not served", exc)
-    else:
-        install_dial_route(app)
 
 
 def cli_run(args: argparse.Namespace, settings: Settings) -> int:

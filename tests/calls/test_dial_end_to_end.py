@@ -11,7 +11,6 @@ from pathlib import Path
 import requests
 
 from controller.api.server import create_app
-from controller.calls.dial_route import install_dial_route
 from controller.calls.esl_control import EslCallControl
 from controller.domain import api_keys, organizations
 from controller.ids import new_id
@@ -31,7 +30,6 @@ def test_dial_places_a_leg_that_the_controller_admits_answers_and_streams(tmp_pa
     settings = Settings(sip_domain="sip.test.example", db_path=db, esl_port=esl.port,
                         controller_address=f"{ctl.address[0]}:{ctl.address[1]}")
     app = create_app(settings, store, call_control=EslCallControl(settings, store, originate_timeout_s=5))
-    install_dial_route(app)
     server = RunningServer(app)
     try:
         org = organizations.create_organization(store, "Acme")

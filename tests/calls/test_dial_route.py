@@ -13,7 +13,6 @@ import requests
 from controller.api.server import create_app
 from controller.calls.admission import Admitted, Rejected, admit
 from controller.calls.channel import ChannelInfo
-from controller.calls.dial_route import install_dial_route
 from controller.calls.esl_control import EslCallControl
 from controller.domain import api_keys, organizations
 from controller.ids import new_id
@@ -70,7 +69,6 @@ def _cap(store: Store, org: str, cap: int) -> None:
 def api(store: Store) -> Iterator[Api]:
     control = RecordingCallControl()
     app = create_app(Settings(sip_domain="sip.test.example", db_path=store.path), store, call_control=control)
-    install_dial_route(app)
     server = RunningServer(app)
     org = organizations.create_organization(store, "Acme")
     key = api_keys.create_key(store, org.id).secret

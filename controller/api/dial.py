@@ -59,6 +59,26 @@ def outbound_gateway(store: Store, org: str, session_id: str) -> str:
                       param="id")
 
 
+routes = web.RouteTableDef()
+
+
+class CallLeg(BaseModel):
+    """The 202 reply: the reserved outbound leg (status ``dialing`` until FreeSWITCH answers)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    object: Literal["call_leg"]
+    id: str
+    session_id: str
+    role: Literal["customer", "agent"]
+    to: str
+    direction: Literal["outbound"]
+    status: Literal["dialing"]
+    call_uuid: str
+    gateway: str
+
+
+@routes.post("/v1/sessions/{id}/dial")
 async def dial(request: web.Request) -> web.Response:
     org = org_id(request)
     session_id = request.match_info["id"]
@@ -93,7 +113,3 @@ async def dial(request: web.Request) -> web.Response:
         "gateway": gateway,
     }, status=202)
 
-
-def install_dial_route(app: web.Application) -> None:
-    """Add ``POST /v1/sessions/{id}/dial`` to the API app (behind its auth and idempotency)."""
-    app.router.add_post("/v1/sessions/{id}/dial", dial)
