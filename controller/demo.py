@@ -243,7 +243,10 @@ def cli_run(args: argparse.Namespace, settings: Settings) -> int:
     previous = signal.signal(signal.SIGTERM, _terminate)
     started = time.monotonic()
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DemoError(f"cannot create --out {out_dir}: {exc.strerror}") from None
         with tempfile.TemporaryDirectory(prefix="kallglot-demo-") as tmp:
             result = run_demo(out_dir, workdir=Path(tmp), progress=progress, echo=_echo)
         summary = out_dir / "demo-summary.json"

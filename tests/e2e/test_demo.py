@@ -64,6 +64,13 @@ def test_demo_failure_exits_non_zero_with_the_reason(tmp_path: Path, capsys: pyt
     assert "KALLGLOT_ENGINE" in err
 
 
+def test_an_unusable_out_dir_is_a_clear_failure(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert cli_run(argparse.Namespace(out=str(blocker / "out")), Settings()) == 1
+    assert f"kallglot demo failed: cannot create --out {blocker / 'out'}" in capsys.readouterr().err
+
+
 def test_the_demo_refuses_an_engine_that_does_not_translate(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KALLGLOT_ENGINE", "passthrough")
