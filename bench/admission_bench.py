@@ -11,7 +11,9 @@ command, and stops the clock when the ``sendmsg`` executing ``answer`` or ``resp
 Then it completes the answer, accepts the stream start and hangs up (CHANNEL_HANGUP + linger
 notice) so every call also exercises the controller's leg bookkeeping.
 
-Calls arrive open-loop (fixed rate, whatever the latency), each to its own fresh session.
+Calls arrive open-loop (fixed rate, whatever the latency), each to its own fresh session. At the
+reported rates the refusal path is measured too (``ctl-410``: calls to an ended session, the clock
+stops at ``respond 410``).
 Baseline, measured in the same run with the same caller: a bare gevent outbound-ESL server that
 sends ``connect`` and then ``answer`` at once (``--echo-server``). Last, the rate is stepped up
 ×1.5 from ``--min-rate`` until the controller's p99 passes 20 ms. Each figure is the run with
@@ -360,6 +362,27 @@ def seed_store(db: Path, sessions: int, cap: int) -> tuple[str, str, list[str]]:
         store.close()
 
 
+def seed_ended_session(db: Path, org_id: str) -> str:
+    """A session that has ended: every call to it is refused with ``respond 410``."""
+    from controller.ids import new_id
+    from controller.store import open_store
+
+    store = open_store(db)
+    try:
+        sid = new_id("sess")
+        now = time.time()
+        with store.transaction() as conn:
+            conn.execute(
+                "INSERT INTO sessions (id, org_id, mode, source_language, target_language, region, provider,"
+                " status, metadata, created_at, updated_at, ended_at)"
+                " VALUES (?, ?, 'bidirectional_translation', 'en', 'es', 'eu', 'sip', 'ended', '{}',"
+                " ?, ?, ?)",
+                (sid, org_id, now, now, now))
+        return sid
+    finally:
+        store.close()
+
+
 # ------------------------------------------------------------------------------------ figures
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
@@ -378,23 +401,26 @@ class Figures:
     p50: float
     p99: float
     errors: list[str]
+    apps: str = ""  # what the clock stopped on: answer and/or respond
 
     def line(self) -> str:
         return (f"{self.target:<10} {self.rate:>7.0f}/s  calls {self.calls:>5}  ok {self.ok:>5}  "
-                f"p50 {self.p50:7.2f} ms  p99 {self.p99:7.2f} ms")
+                f"p50 {self.p50:7.2f} ms  p99 {self.p99:7.2f} ms  [{self.apps}]")
 
 
 def summarize(target: str, rate: float, results: list[CallResult]) -> Figures:
     times = [r.setup_ms for r in results if r.setup_ms is not None and not r.error]
     errors = sorted({r.error for r in results if r.error})[:3]
+    apps = ",".join(sorted({r.app for r in results if r.app}))
     return Figures(target, rate, len(results), len(times), percentile(times, 50), percentile(times, 99),
-                   errors)
+                   errors, apps)
 
 
-def measure(target: Target, make_plans: Callable[[], list[CallPlan]], rate: float, repeat: int) -> Figures:
+def measure(target: Target, make_plans: Callable[[], list[CallPlan]], rate: float, repeat: int,
+            label: str = "") -> Figures:
     """``repeat`` runs at ``rate``; the one with the lowest p99 is reported. On a shared machine
     the other runs mostly measure the neighbours; a failed call in any run is always reported."""
-    runs = [summarize(target.name, rate, asyncio.run(run_rate(target.address, make_plans(), rate)))
+    runs = [summarize(label or target.name, rate, asyncio.run(run_rate(target.address, make_plans(), rate)))
             for _ in range(repeat)]
     failed = [f for f in runs if f.ok < f.calls]
     figures = failed[0] if failed else min(runs, key=lambda f: f.p99)
@@ -433,6 +459,7 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         db = work / "bench.db"
         org_id, username, session_ids = seed_store(db, total, cap=100_000)
+        ended_id = seed_ended_session(db, org_id)
         pool = iter(session_ids)
 
         def plans_n(n: int, controller: bool = True) -> list[CallPlan]:
@@ -455,6 +482,10 @@ def main(argv: list[str] | None = None) -> int:
                 if ctl.ok:
                     print(f"           controller overhead at {rate:.0f}/s: "
                           f"p50 {ctl.p50 - base.p50:+.2f} ms, p99 {ctl.p99 - base.p99:+.2f} ms", flush=True)
+                # The refusal path: admission reads, then `respond 410` instead of `answer`.
+                measure(controller, lambda r=rate: [CallPlan(org_id, username, ended_id)
+                                                    for _ in range(max(MIN_CALLS, int(r * args.seconds)))],
+                        rate, args.repeat, label="ctl-410")
             print(f"# step-up: ×1.5 per step until the controller's p99 passes {P99_LIMIT_MS:g} ms",
                   flush=True)
             passed_at: float | None = None
