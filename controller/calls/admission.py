@@ -28,6 +28,9 @@ import time
 from dataclasses import dataclass, field
 
 from controller.calls.channel import ChannelInfo
+from controller.domain.errors import DomainError
+from controller.domain.requests import Routing, SessionCreate
+from controller.domain.sessions import create_session_in
 from controller.ids import has_prefix, new_id
 from controller.store import Store
 
@@ -36,6 +39,9 @@ log = logging.getLogger("kallglot.calls.admission")
 ROLES = ("customer", "agent")
 OPEN_SESSION_STATUSES = ("created", "connecting", "active")
 CLOSED_SESSION_STATUSES = ("ending", "ended")
+# A managed-number call whose organization's defaults cannot make a session (DESIGN.md is
+# silent): 480 Temporarily Unavailable — the number is fine, the service is not set up for it.
+NO_SESSION_CODE = 480
 
 
 @dataclass(frozen=True)
@@ -336,18 +342,21 @@ def _find_or_create_session(conn: sqlite3.Connection, channel: ChannelInfo, call
     if row is not None:
         return row, False
     # No open session for the number: a new one from the organization's SIP session defaults,
-    # written in this same transaction so a rejected call (e.g. 503) leaves no orphan session.
-    sid = new_id("sess")
-    conn.execute(
-        """INSERT INTO sessions (id, org_id, mode, source_language, target_language, region, provider,
-                                 phone_number, connection_id, direction, status, metadata,
-                                 created_at, updated_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'inbound', 'created', '{}', ?, ?)""",
-        (sid, caller.org_id, policy.default_mode, policy.default_source_language,
-         policy.default_target_language, policy.default_region, pn["provider"], number,
-         pn["connection_id"], now, now),
+    # through the same domain code as POST /v1/sessions (resolution, language-pair check), in
+    # this same transaction so a rejected call (e.g. 503) leaves no orphan session.
+    request = SessionCreate(
+        mode=policy.default_mode,
+        region=policy.default_region,
+        source_language=policy.default_source_language,
+        target_language=policy.default_target_language,
+        routing=Routing(phone_number=number, direction="inbound"),
     )
-    created = conn.execute("SELECT * FROM sessions WHERE id = ?", (sid,)).fetchone()
+    try:
+        record = create_session_in(conn, caller.org_id, request)
+    except DomainError as exc:
+        # The organization's defaults cannot make a session (e.g. no engine for the pair).
+        raise _Reject(NO_SESSION_CODE, f"cannot create a session for {number}: {exc.message}") from None
+    created = conn.execute("SELECT * FROM sessions WHERE id = ?", (record.id,)).fetchone()
     return created, True
 
 

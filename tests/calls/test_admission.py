@@ -189,11 +189,20 @@ def test_provider_call_to_managed_number_creates_a_session_from_defaults(store: 
     assert result.codec_string is None and result.require_srtp is False
     row = store.query_one("SELECT * FROM sessions WHERE id = ?", (result.session_id,))
     assert row is not None
-    assert (row["phone_number"], row["provider"], row["mode"], row["status"]) == (
-        "+4930123456", "twilio", "bidirectional_translation", "connecting")
+    assert (row["phone_number"], row["provider"], row["mode"], row["status"], row["direction"]) == (
+        "+4930123456", "twilio", "bidirectional_translation", "connecting", "inbound")
     # The second call to the number joins the newest open session.
     again = admit(store, sip_channel(None, None, "+4930123456", ip="203.0.113.10"))
     assert isinstance(again, Admitted) and again.session_id == result.session_id and again.role == "agent"
+
+
+def test_number_call_whose_default_languages_no_engine_translates_is_480(store: Store) -> None:
+    org = make_org(store)
+    store.conn.execute("UPDATE sip_settings SET default_source_language = 'en', "
+                       "default_target_language = 'xh' WHERE org_id = ?", (org,))
+    make_number(store, org, "+4930123456", ["203.0.113.0/24"])
+    _rejected(admit(store, sip_channel(None, None, "+4930123456", ip="203.0.113.9")), 480)
+    assert store.query_one("SELECT COUNT(*) FROM sessions")[0] == 0  # type: ignore[index]
 
 
 def test_provider_call_joins_newest_open_session_of_the_number(store: Store) -> None:
