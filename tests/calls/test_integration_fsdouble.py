@@ -4,6 +4,7 @@ configured from the project's rendered FreeSWITCH config, with a websocket bridg
 from __future__ import annotations
 
 import io
+import random
 import struct
 import time
 import wave
@@ -269,3 +270,42 @@ def test_provider_call_to_a_managed_number_joins_its_session(tmp_path: Path, sto
     assert row is not None and row["session_id"] == sid and row["role"] == "customer"
     call.hangup()
     wait_until(lambda: live_leg_count(store) == 0, "leg ended")
+
+
+def test_2000_sequential_calls_with_random_hangups_leave_no_slot_in_use(
+        tmp_path: Path, store_db: tuple[Store, Path], stacks: list[CallStack]) -> None:
+    """Calls through the real controller and the double, each ended a random way (caller BYE,
+    FreeSWITCH-side kill, or left up until a later call): the cap holds throughout and every
+    slot comes back."""
+    store, _ = store_db
+    cap = 3
+    org = make_org(store, cap=cap)
+    user = set_sip_password(store, org, PASSWORD)
+    stack = _start(tmp_path, store_db, stacks)
+    rng = random.Random(20261121)
+    up: list = []
+    codes: dict[int | None, int] = {}
+    for i in range(2000):
+        outcome = stack.call(make_session(store, org), user, PASSWORD, timeout=30)
+        codes[outcome.code] = codes.get(outcome.code, 0) + 1
+        if outcome.code == 200:
+            up.append(outcome)
+        elif outcome.code == 503:
+            assert outcome.headers.get("X-Call-Limit") == str(cap)
+            assert len(up) >= cap  # refused only when the cap is really reached
+        else:
+            raise AssertionError(f"unexpected SIP {outcome.code}")
+        # End zero, one or all of the calls that are up, each by a random side.
+        for call in rng.sample(up, k=rng.choice([0, 1, len(up)])):
+            if rng.random() < 0.5:
+                call.hangup()  # the caller's BYE
+            else:
+                stack.fs.api_sync(f"uuid_kill {call.uuid}")  # ended inside FreeSWITCH
+            assert call.wait_ended(10)
+            up.remove(call)
+        if i % 100 == 99:
+            wait_until(lambda: live_leg_count(store) == len(up), "the store to follow the hangups", 10)
+    for call in up:
+        call.hangup()
+    wait_until(lambda: live_leg_count(store) == 0, "every slot released")
+    assert codes[200] > 500 and codes.get(503, 0) > 0, codes
