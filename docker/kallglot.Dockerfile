@@ -14,7 +14,9 @@ RUN set -eu; \
     chown kallglot:kallglot /var/lib/kallglot /etc/kallglot/freeswitch
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+# pyproject names README.md (readme) and LICENSE (license-files): without them the build warns
+# and the installed package carries no licence text.
+COPY pyproject.toml README.md LICENSE ./
 COPY controller ./controller
 COPY media_bridge ./media_bridge
 RUN pip install --no-cache-dir ".[engine]"

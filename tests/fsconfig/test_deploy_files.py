@@ -47,6 +47,20 @@ def test_dockerfiles_install_packages_and_build_nothing_from_source() -> None:
     assert all(pkg in py for pkg in ("espeak-ng", "apertium", "apertium-eng-spa"))
 
 
+def test_python_image_copies_every_file_the_build_metadata_names() -> None:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    needed = {project["readme"], *project.get("license-files", [])}
+    dockerfile = (ROOT / "docker" / "kallglot.Dockerfile").read_text()
+    before_install = dockerfile.split('pip install', 1)[0]
+    copied = {name for line in before_install.splitlines() if line.startswith("COPY ")
+              for name in line.split()[1:-1]}
+    assert needed <= copied, needed - copied
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert not needed & set(ignored)
+
+
 def test_static_tree_loads_the_needed_modules() -> None:
     root = ET.parse(STATIC_CONF / "autoload_configs" / "modules.conf.xml").getroot()  # noqa: S314
     modules = {m.get("module") for m in root.iter("load")}
