@@ -237,6 +237,10 @@ class CallSession:
         self._retry_at = None
         # After a server close mod_audio_stream still holds the old stream: drop it first.
         self._api(f"uuid_audio_stream {admitted.call_uuid} stop")
+        # `stop` deletes that stream's ::play files, and the new stream numbers its files from
+        # `_0` again (audio_streamer_glue.cpp): queued paths are gone or would name new audio.
+        if self.playback is not None:
+            self.playback.forget_queued()
         self._start_stream()
 
     # -- the answered call ---------------------------------------------------------------------------
@@ -270,7 +274,9 @@ class CallSession:
         if event.uuid and event.uuid != admitted.call_uuid:
             return  # never act on another channel's events
         key = event.key
-        if key == "CHANNEL_EXECUTE_COMPLETE":
+        if key == "CHANNEL_EXECUTE":
+            self.playback.on_execute(event.get("Application"), event.get("Application-Data"))
+        elif key == "CHANNEL_EXECUTE_COMPLETE":
             self.playback.on_execute_complete(event.get("Application"), event.get("Application-Data"))
         elif key == STREAM_PLAY:
             path = play_file_from_event(event.body)

@@ -3,8 +3,12 @@
 mod_audio_stream writes each ``streamAudio`` message of the bridge to a temp file and fires
 ``CUSTOM mod_audio_stream::play`` for that channel; it does not play it. We play one file at a
 time with ``uuid_broadcast <uuid> <file> aleg`` and start the next on the previous one's
-``CHANNEL_EXECUTE_COMPLETE`` (Application ``playback``): no gap beyond one event round trip, no
-overlap. Barge-in drops the queue and ``uuid_break``s what is playing.
+``CHANNEL_EXECUTE_COMPLETE`` (Application ``playback``, Application-Data = the path): no gap
+beyond one event round trip, no overlap. Barge-in drops the queue and ``uuid_break``s what is
+playing — but only once its ``CHANNEL_EXECUTE`` is in: ``uuid_broadcast`` queues a private event
+that the channel picks up a frame later, and ``uuid_break <uuid> all`` flushes private events
+(mod_commands.c break_function), so breaking a broadcast not yet started would drop it without
+any CHANNEL_EXECUTE_COMPLETE and stall the queue for the rest of the call.
 
 The temp files are FreeSWITCH's (in its temp_dir, on its host, which need not be ours):
 the controller never deletes them; mod_audio_stream owns their lifetime.
@@ -62,6 +66,8 @@ class LegPlayback:
         self.played: list[str] = []  # files started, in order (for logs and tests)
         self.dropped = 0
         self._breaking = False
+        self._started = False  # CHANNEL_EXECUTE seen for `playing`
+        self._break_on_start = False
 
     @property
     def queued(self) -> tuple[str, ...]:
@@ -76,6 +82,17 @@ class LegPlayback:
         if self.playing is None:
             self._start_next()
 
+    def on_execute(self, application: str, data: str) -> None:
+        """Feed every CHANNEL_EXECUTE of this channel; notes that our broadcast has started."""
+        if application != "playback" or self.playing is None or self._started:
+            return
+        if data and data.split(" ", 1)[0] != self.playing:
+            return
+        self._started = True
+        if self._break_on_start:
+            self._break_on_start = False
+            self._break()
+
     def on_execute_complete(self, application: str, data: str) -> None:
         """Feed every CHANNEL_EXECUTE_COMPLETE of this channel; reacts to our playback's."""
         if application != "playback" or self.playing is None:
@@ -84,6 +101,8 @@ class LegPlayback:
             return
         self.playing = None
         self._breaking = False
+        self._started = False
+        self._break_on_start = False
         self._start_next()
 
     def barge_in(self) -> None:
@@ -94,14 +113,27 @@ class LegPlayback:
             self._breaking = True
             # `playing` stays set until its EXECUTE_COMPLETE arrives, so a file announced in
             # between waits for it instead of overlapping the tail of the broken one.
-            reply = self._api(f"uuid_break {self.call_uuid} all")
-            if not reply.startswith("+OK"):
-                log.warning("call %s: uuid_break failed: %s", self.call_uuid, reply.strip())
+            if self._started:
+                self._break()
+            else:
+                self._break_on_start = True  # see the module docstring
+
+    def _break(self) -> None:
+        reply = self._api(f"uuid_break {self.call_uuid} all")
+        # Success prints nothing (break_function); failure is `-ERR No Such Channel!`.
+        if reply.startswith("-ERR"):
+            log.warning("call %s: uuid_break failed: %s", self.call_uuid, reply.strip())
 
     def stop(self) -> None:
         """The call is over: forget everything (nothing more is sent)."""
         self._queue.clear()
         self.playing = None
+        self._started = self._break_on_start = False
+
+    def forget_queued(self) -> None:
+        """The stream was stopped: mod_audio_stream deleted its files, so queued paths are gone."""
+        self.dropped += len(self._queue)
+        self._queue.clear()
 
     def _start_next(self) -> None:
         while self._queue and self.playing is None:
@@ -109,6 +141,7 @@ class LegPlayback:
             reply = self._api(f"uuid_broadcast {self.call_uuid} {path} aleg")
             if reply.startswith("+OK"):
                 self.playing = path
+                self._started = False
                 self.played.append(path)
             else:
                 log.warning("call %s: uuid_broadcast of %s failed: %s", self.call_uuid, path, reply.strip())

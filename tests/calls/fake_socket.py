@@ -97,7 +97,7 @@ class FakeCallSocket:
         if parts[0] == "uuid_break":
             if self.playing:
                 self.finish_playback("FILE PLAYED")
-            return "+OK\n"
+            return ""  # break_function prints nothing on success
         return "-ERR unknown\n"
 
     # -- test controls --------------------------------------------------------------------------------

@@ -235,6 +235,34 @@ def test_barge_in_stops_playback_and_drops_the_queue(tmp_path: Path, store_db: t
         bridge.stop()
 
 
+def test_barge_in_right_after_a_file_is_announced_does_not_stall_playback(
+        tmp_path: Path, store_db: tuple[Store, Path], stacks: list[CallStack]) -> None:
+    """The barge-in lands while FreeSWITCH has the broadcast queued but not started: a
+    `uuid_break all` then would flush it (no EXECUTE_COMPLETE ever) and stall the leg's playback."""
+    store, _ = store_db
+    org = make_org(store)
+    user = set_sip_password(store, org, PASSWORD)
+    sid = make_session(store, org)
+    bridge = TestBridge()
+    try:
+        stack = _start(tmp_path, store_db, stacks, bridge_url=bridge.url)
+        call = stack.call(sid, user, PASSWORD)
+        assert call.code == 200
+        leg_id = store.query("SELECT id FROM call_legs")[0]["id"]
+        wait_until(lambda: leg_id in bridge.legs and bridge.legs[leg_id].ws is not None, "stream up")
+        bridge.send_audio(leg_id, b"\x10\x00" * 16000 * 3)
+        bridge.send_text(leg_id, '{"type":"kallglot.barge_in"}')
+        wait_until(lambda: any(line.startswith("uuid_break") for line in stack.fs.api_log), "uuid_break")
+        later = b"\x20\x00" * 8000  # 0.5 s
+        bridge.send_audio(leg_id, later)
+        wait_until(lambda: len(stack.fs.played_audio(call.uuid)) == 2, "the next file plays")
+        played = stack.fs.played_audio(call.uuid)
+        assert played[0].interrupted and played[1].audio == later
+        call.hangup()
+    finally:
+        bridge.stop()
+
+
 def test_refused_bridge_keeps_the_call_up_with_bounded_retries(tmp_path: Path, store_db: tuple[Store, Path],
                                                                stacks: list[CallStack]) -> None:
     store, _ = store_db

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
+
 from controller.calls.playback import LegPlayback, is_barge_in, play_file_from_event
 
 
@@ -14,7 +18,8 @@ class Api:
         self.calls.append(cmd)
         if any(f in cmd for f in self.fail):
             return "-ERR invalid uuid\n"
-        return "+OK Message sent\n"
+        # As FreeSWITCH answers: uuid_break prints nothing on success (mod_commands.c).
+        return "" if cmd.startswith("uuid_break") else "+OK Message sent\n"
 
 
 def test_files_play_one_after_another_in_order() -> None:
@@ -38,6 +43,7 @@ def test_barge_in_breaks_once_and_later_files_wait_for_the_break_to_complete() -
     pb = LegPlayback("u1", api)
     pb.enqueue("/t/a")
     pb.enqueue("/t/b")
+    pb.on_execute("playback", "/t/a")
     pb.barge_in()
     pb.barge_in()
     assert api.calls[1:] == ["uuid_break u1 all"] and pb.queued == () and pb.dropped == 1
@@ -65,3 +71,48 @@ def test_event_bodies() -> None:
         assert play_file_from_event(bad) is None
     assert is_barge_in(b'{"type":"kallglot.barge_in"}')
     assert not is_barge_in(b'{"type":"other"}') and not is_barge_in(b"x")
+
+
+def test_barge_in_before_the_broadcast_started_breaks_once_it_starts() -> None:
+    """`uuid_break all` flushes queued private events: breaking a broadcast FreeSWITCH has not
+    picked up yet would drop it with no EXECUTE_COMPLETE, and the queue would stall for good."""
+    api = Api()
+    pb = LegPlayback("u1", api)
+    pb.enqueue("/t/a")
+    pb.barge_in()
+    assert api.calls == ["uuid_broadcast u1 /t/a aleg"]  # no break yet
+    pb.enqueue("/t/b")
+    pb.on_execute("playback", "/t/other")  # not ours
+    assert len(api.calls) == 1
+    pb.on_execute("playback", "/t/a")
+    assert api.calls[1:] == ["uuid_break u1 all"]
+    pb.on_execute_complete("playback", "/t/a")
+    assert api.calls[2:] == ["uuid_broadcast u1 /t/b aleg"]
+    pb.on_execute("playback", "/t/b")
+    pb.on_execute_complete("playback", "/t/b")
+    assert len(api.calls) == 3 and pb.playing is None
+
+
+def test_failed_break_is_logged_and_an_empty_reply_is_success(caplog: pytest.LogCaptureFixture) -> None:
+    api = Api(fail={"uuid_break"})
+    pb = LegPlayback("u1", api)
+    pb.enqueue("/t/a")
+    pb.on_execute("playback", "/t/a")
+    with caplog.at_level(logging.WARNING, logger="kallglot.calls.playback"):
+        pb.barge_in()
+    assert "uuid_break failed" in caplog.text
+    caplog.clear()
+    ok = LegPlayback("u2", Api())
+    ok.enqueue("/t/a")
+    ok.on_execute("playback", "/t/a")
+    with caplog.at_level(logging.WARNING, logger="kallglot.calls.playback"):
+        ok.barge_in()
+    assert caplog.text == ""
+
+
+def test_forget_queued_keeps_the_file_playing() -> None:
+    pb = LegPlayback("u1", Api())
+    for f in ("/t/a", "/t/b", "/t/c"):
+        pb.enqueue(f)
+    pb.forget_queued()
+    assert pb.playing == "/t/a" and pb.queued == () and pb.dropped == 2

@@ -254,7 +254,7 @@ class WireCall:
         if parts[0] == "uuid_break":
             if self.playing:
                 self.finish_playback()
-            return "+OK\n"
+            return ""  # break_function prints nothing on success
         return f"-ERR {parts[0]} Command not found!\n"
 
 

@@ -1001,19 +1001,20 @@ class FreeSwitchDouble:
             rt.apps.put_nowait(_App("playback", args[1], str(uuidlib.uuid4())))
             return "+OK Message sent\n"
         if cmd == "uuid_break":
-            rt = self._runtime.get(args[0]) if args else None
+            # mod_commands.c break_function: prints nothing on success; `all` flushes the
+            # channel's private events — queued broadcasts and sendmsg applications alike.
+            if not args:
+                return "-USAGE: <uuid> [all]\n"
+            rt = self._runtime.get(args[0])
             if rt is None or rt.channel.hung_up:
-                return "-ERR No such channel!\n"
-            if len(args) > 1 and args[1] == "all":
-                if rt.starting is not None and rt.starting.name == "playback":
+                return "-ERR No Such Channel!\n"
+            if len(args) > 1 and "all" in args[1]:
+                if rt.starting is not None:
                     rt.starting.cancelled = True
-                # Flush queued playbacks (uuid_broadcast), keep other queued applications in order.
-                kept = [a for a in (rt.apps.get_nowait() for _ in range(rt.apps.qsize()))
-                        if a.name != "playback"]
-                for queued in kept:
-                    rt.apps.put_nowait(queued)
+                while not rt.apps.empty():
+                    rt.apps.get_nowait()
             rt.break_playback.set()
-            return "+OK\n"
+            return ""
         if cmd == "uuid_audio_stream":
             return await self._audio_stream(rest)
         if cmd == "originate":
