@@ -70,6 +70,16 @@ def test_static_tree_loads_the_needed_modules() -> None:
     }
 
 
+def test_opus_has_a_config_section_so_its_defaults_apply() -> None:
+    # mod_opus.c opus_load_config(): the FEC/jitter-buffer defaults are only set after
+    # switch_xml_open_cfg("opus.conf") succeeds; a missing section leaves them all zero.
+    configs = {
+        ET.parse(path).getroot().get("name"): ET.parse(path).getroot()  # noqa: S314
+        for path in (STATIC_CONF / "autoload_configs").glob("*.xml")
+    }
+    assert configs["opus.conf"].find("settings") is not None
+
+
 def test_static_tree_comments_never_mention_the_preprocessor_keyword() -> None:
     # FreeSWITCH drops any line naming the pre-processor tag without '<' in front of it.
     for path in STATIC_CONF.rglob("*.xml"):
