@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import queue
+import re
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -114,11 +115,26 @@ class CallConfig:
         )
 
 
+# JSON's two-character escapes as `\uXXXX`: FreeSWITCH's argument cleanup (switch_utils.c
+# cleanup_separated_string) turns `\"` into `"`, `\\` into `\`, `\n`/`\t`/`\r` into control
+# characters, which would break the JSON; `\u` it leaves alone.
+_JSON_SHORT_ESCAPES = {'"': "\\u0022", "\\": "\\u005c", "/": "/", "b": "\\u0008", "f": "\\u000c",
+                       "n": "\\u000a", "r": "\\u000d", "t": "\\u0009"}
+_JSON_ESCAPE = re.compile(r"\\(.)")
+
+
 def stream_metadata_arg(metadata: Mapping[str, object]) -> str:
-    """Compact JSON with no literal space, so FreeSWITCH's argument splitting keeps it whole."""
+    """The metadata as the last argument of ``uuid_audio_stream … start``, arriving byte-exact.
+
+    mod_audio_stream takes it as the rest of the line after ``switch_separate_string`` (argv[6]),
+    whose cleanup strips single quotes and backslash escapes and trims spaces: compact ASCII JSON
+    with every `"`, backslash, control character, `'` and space inside strings as a 6-character
+    ``\\u`` escape.
+    """
     text = json.dumps(metadata, separators=(",", ":"), ensure_ascii=True)
-    # Outside strings compact JSON has no spaces; inside them `\u0020` is the same character.
-    return text.replace(" ", "\\u0020")
+    text = _JSON_ESCAPE.sub(lambda m: _JSON_SHORT_ESCAPES.get(m.group(1), m.group(0)), text)
+    # Outside strings compact JSON has neither; inside them the escapes are the same characters.
+    return text.replace("'", "\\u0027").replace(" ", "\\u0020")
 
 
 class CallSession:

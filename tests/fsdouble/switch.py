@@ -36,6 +36,7 @@ from tests.fsdouble.channel import (
     sip_to_cause,
 )
 from tests.fsdouble.config import FsConfig, Profile, load_config
+from tests.fsdouble.fsstrings import separate_string
 from tests.fsdouble.listener import Command, Listener, read_command
 
 log = logging.getLogger(__name__)
@@ -1172,9 +1173,10 @@ class FreeSwitchDouble:
         return False
 
     async def _audio_stream(self, rest: str) -> str:
-        """``uuid_audio_stream`` as mod_audio_stream's stream_function: FreeSWITCH splits the
-        arguments on spaces into at most 6 (the metadata keeps the rest of the line)."""
-        argv = rest.strip().split(" ", 5)
+        """``uuid_audio_stream`` as mod_audio_stream's stream_function: ``switch_separate_string``
+        into at most 6 arguments (the metadata keeps the rest of the line, then loses its quotes
+        and backslash escapes: tests/fsdouble/fsstrings.py)."""
+        argv = separate_string(rest, 6)
         if len(argv) < 2 or (argv[1] == "start" and len(argv) < 4):
             return f"-USAGE: {STREAM_API_SYNTAX}\n"
         uid, action = argv[0], argv[1].lower()
@@ -1217,7 +1219,7 @@ class FreeSwitchDouble:
             await stream.stop()
             return "+OK Success\n"
         if action == "send_text":
-            await stream.send_text(argv[2].split(" ")[0])  # one argument: the text up to a space
+            await stream.send_text(argv[2])  # one argument: up to a space outside single quotes
             return "+OK Success\n"
         if action in ("pause", "resume"):
             stream.paused = action == "pause"
