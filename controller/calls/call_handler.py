@@ -26,6 +26,7 @@ from controller.calls.admission import Admitted, Rejected, admit
 from controller.calls.channel import ChannelDataError, ChannelInfo
 from controller.calls.legs import end_leg, mark_leg
 from controller.calls.playback import LegPlayback, is_barge_in, play_file_from_event
+from controller.esl.connection import EslCommandError
 from controller.settings import Settings, SettingsError
 from controller.store import Store
 
@@ -39,6 +40,9 @@ STREAM_JSON = "mod_audio_stream::json"
 # Bridge close codes (media_bridge/wire.py CloseCode) that a new attempt cannot change: bad
 # metadata, unknown or ended session, and a newer stream of the same leg that replaced this one.
 PERMANENT_CLOSE_CODES = frozenset({4001, 4400, 4404, 4410})
+# How long to wait for the CHANNEL_HANGUP of a call whose sendmsg was refused (it is queued
+# behind the refusal on the same socket, so it is normally already there).
+GONE_HANGUP_WAIT_S = 2.0
 DISCONNECT = "DISCONNECT"  # the ESL layer's handler key for text/disconnect-notice
 DISCONNECT_NOTICE = "text/disconnect-notice"
 
@@ -187,22 +191,37 @@ class CallSession:
 
     # -- reject ------------------------------------------------------------------------------------
     def _reject(self, rejected: Rejected) -> None:
-        for name, value in rejected.response_headers:
-            self.sock.execute("set", f"sip_rh_{name}={value}")
-        self.sock.execute("respond", str(rejected.sip_code))
+        try:
+            for name, value in rejected.response_headers:
+                self.sock.execute("set", f"sip_rh_{name}={value}")
+            self.sock.execute("respond", str(rejected.sip_code))
+        except EslCommandError as exc:
+            self._gone_before_media(exc)
+            return
         # FreeSWITCH sends the response and hangs up by itself; wait for it so `exit` comes after.
         self._wait_for(lambda ev: self._is_my_hangup(ev), self.config.reject_timeout_s)
+
+    def _gone_before_media(self, exc: EslCommandError) -> None:
+        """A sendmsg was refused: the caller hung up (CANCEL) or the API ended the session with
+        uuid_kill while we admitted the call. Take the cause from the CHANNEL_HANGUP on its way."""
+        assert self.channel is not None
+        log.info("call %s: gone before answer (%s)", self.channel.call_uuid, exc)
+        self._wait_for(lambda ev: self._is_my_hangup(ev), GONE_HANGUP_WAIT_S)
 
     # -- answer ------------------------------------------------------------------------------------
     def _answer(self, admitted: Admitted) -> bool:
         """Media policy, then answer; False when the call is gone (e.g. FreeSWITCH sent 488)."""
-        if admitted.require_srtp:
-            self.sock.execute("set", "rtp_secure_media=mandatory")
-        if admitted.codec_string:
-            self.sock.execute("set", f"absolute_codec_string={admitted.codec_string}")
-        if self.config.stream_buffer_ms:
-            self.sock.execute("set", f"STREAM_BUFFER_SIZE={self.config.stream_buffer_ms}")
-        answer_uuid = self.sock.execute("answer")
+        try:
+            if admitted.require_srtp:
+                self.sock.execute("set", "rtp_secure_media=mandatory")
+            if admitted.codec_string:
+                self.sock.execute("set", f"absolute_codec_string={admitted.codec_string}")
+            if self.config.stream_buffer_ms:
+                self.sock.execute("set", f"STREAM_BUFFER_SIZE={self.config.stream_buffer_ms}")
+            answer_uuid = self.sock.execute("answer")
+        except EslCommandError as exc:
+            self._gone_before_media(exc)
+            return False
         event = self._wait_for(
             lambda ev: self._is_my_hangup(ev) or (
                 ev.name == "CHANNEL_EXECUTE_COMPLETE" and ev.get("Application-UUID") == answer_uuid),

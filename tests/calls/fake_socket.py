@@ -12,6 +12,7 @@ import uuid as uuidlib
 from collections.abc import Callable
 from typing import Any
 
+from controller.esl.connection import EslCommandError
 from controller.esl.protocol import Event
 
 RESPOND_CAUSE = {503: "NORMAL_TEMPORARY_FAILURE", 404: "UNALLOCATED_NUMBER", 410: "NUMBER_CHANGED",
@@ -57,6 +58,8 @@ class FakeCallSocket:
                 lock: bool = True, timeout: float = 10.0) -> str:
         event_uuid = event_uuid or str(uuidlib.uuid4())
         self.commands.append(f"execute {app} {arg or ''}".rstrip())
+        if self.hung_up:  # mod_event_socket cannot queue a private event on a channel going down
+            raise EslCommandError(f"sendmsg {app}", "-ERR memory error")
         self.emit("CHANNEL_EXECUTE", Application=app, **{"Application-UUID": event_uuid})
         if app == "set" and arg:
             name, _, value = arg.partition("=")

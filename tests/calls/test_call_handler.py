@@ -193,3 +193,29 @@ def test_disconnect_notice_without_hangup_event_ends_the_call(store: Store, org:
 def test_metadata_argument_has_no_spaces() -> None:
     arg = stream_metadata_arg({"a": "x y", "b": None})
     assert " " not in arg and json.loads(arg) == {"a": "x y", "b": None}
+
+
+class _CancelsDuringAdmission(FakeCallSocket):
+    """The caller CANCELs (or the API's uuid_kill lands) right after `linger`, while we admit."""
+
+    def linger(self, seconds: int | None = None, timeout: float = 10.0) -> None:
+        super().linger(seconds, timeout)
+        self.hangup("ORIGINATOR_CANCEL")
+
+
+def test_call_gone_before_answer_ends_the_leg_with_its_own_cause(store: Store, org: str) -> None:
+    ch = sip_channel(org, sip_username(store, org), make_session(store, org))
+    sock = _CancelsDuringAdmission(dict(ch.headers))
+    CallSession(sock, store, CONFIG).run()  # returns normally: no traceback, no hangup sent
+    leg = store.query_one("SELECT hangup_cause, ended_at FROM call_legs WHERE call_uuid = ?", (sock.uuid,))
+    assert leg is not None and leg["ended_at"] is not None and leg["hangup_cause"] == "ORIGINATOR_CANCEL"
+    assert not any(c.startswith("execute hangup") for c in sock.commands)
+    assert live_leg_count(store) == 0
+
+
+def test_rejected_call_gone_before_respond_returns_cleanly(store: Store, org: str) -> None:
+    sid = make_session(store, org, status="ended")
+    ch = sip_channel(org, sip_username(store, org), sid)
+    sock = _CancelsDuringAdmission(dict(ch.headers))
+    CallSession(sock, store, CONFIG).run()
+    assert sock.commands[-1].startswith("execute ")  # the refused sendmsg was the last command
