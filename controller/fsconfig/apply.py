@@ -102,9 +102,9 @@ def _send_waiting(
 
 
 def fallback_command(command: str, reply: str) -> str | None:
-    """The profile is not in the state the plan assumed: a ``start`` of a running profile fails
-    ("Failure starting P"), anything else on a profile that is not running says "Invalid
-    Profile". Either way the other verb brings it to the new XML."""
+    """The profile is not in the state the plan assumed: anything but ``start`` on a profile that
+    does not run answers "Invalid Profile [P]" (mod_sofia.c ``cmd_profile``), so it is started;
+    a ``start`` that fails ("Failure starting P") is retried as ``restart``."""
     parts = command.split(" ")
     if len(parts) < 4 or parts[:2] != ["sofia", "profile"]:
         return None

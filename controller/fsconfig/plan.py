@@ -8,7 +8,8 @@ Rules (DESIGN.md §4; replies in shared/fixtures/README.md):
   already run, so a changed gateway is re-created from the new XML that way);
 - bind ports, transports or TLS changed → ``sofia profile P restart`` (which re-reads the XML and
   rebuilds every gateway, so it replaces killgw/rescan);
-- no profile before (first render) → ``sofia profile P start``.
+- no applied tree before (first render) → ``sofia profile P restart`` (→ ``start`` when the
+  profile does not run; see plan_reload).
 """
 
 from __future__ import annotations
@@ -114,10 +115,11 @@ def plan_reload(old: ConfigSnapshot, new: ConfigSnapshot) -> ReloadPlan:
     profile = new.profile
     sofia = f"sofia profile {profile}"
     if not old.parsed:
-        # First render, or a tree we cannot read: reload everything and (re)start the profile.
-        # A tree we cannot read was still live, so the profile most likely runs: restart it.
-        verb = "restart" if old.present else "start"
-        return ReloadPlan(changed, ("reloadxml", "reloadacl", f"{sofia} {verb}"), True)
+        # First render, or a tree we cannot read: reload everything and rebuild the profile.
+        # Always "restart": on a running profile mod_sofia's "start" is only a rescan (it answers
+        # "started successfully" without rebinding), while "restart" of a profile that does not
+        # run answers "Invalid Profile", which apply_commands turns into "start".
+        return ReloadPlan(changed, ("reloadxml", "reloadacl", f"{sofia} restart"), True)
 
     commands: list[str] = []
     acl_changed = old.acl != new.acl

@@ -104,7 +104,8 @@ def test_reload_reports_files_and_commands(env: Env) -> None:
     assert body["commands"] == [
         {"command": "reloadxml", "reply": "+OK [Success]"},
         {"command": "reloadacl", "reply": "+OK acl reloaded"},
-        {"command": "sofia profile kallglot start", "reply": "Reload XML [Success]\n+OK"},
+        # Nothing applied yet: the profile is rebuilt with restart (FreeSWITCH runs it here).
+        {"command": "sofia profile kallglot restart", "reply": "Reload XML [Success]\nrestarting: kallglot"},
     ]
     assert body["restarted"] is True and "directory.xml" in body["files_changed"]
     update_sip(env.store, org, allowed_codecs=["PCMU"])
@@ -163,7 +164,7 @@ def test_settings_changes_are_debounced_into_one_reload(env: Env) -> None:
             listener(org)
     debouncer = env.server.app[DEBOUNCER_KEY]
     wait_for(lambda: debouncer.runs >= 1)
-    assert env.fs.commands == ["reloadxml", "reloadacl", "sofia profile kallglot start"]
+    assert env.fs.commands == ["reloadxml", "reloadacl", "sofia profile kallglot restart"]
 
 
 def test_api_sip_patch_reaches_freeswitch(env: Env, conf_dir: Path) -> None:
@@ -175,7 +176,7 @@ def test_api_sip_patch_reaches_freeswitch(env: Env, conf_dir: Path) -> None:
     password = r.json()["password"]
     r = requests.patch(env.server.base + "/v1/sip", json={"enabled": True}, headers=headers, timeout=30)
     assert r.status_code == 200, r.text
-    wait_for(lambda: "sofia profile kallglot start" in env.fs.commands)
+    wait_for(lambda: "sofia profile kallglot restart" in env.fs.commands)
     directory = (conf_dir / "rendered" / "directory.xml").read_text()
     assert r.json()["username"] in directory and password not in directory
 
@@ -188,4 +189,4 @@ def test_api_start_brings_freeswitch_up_to_date(store: Store, settings: Settings
             wait_for(lambda: server.app[DEBOUNCER_KEY].runs >= 1)
         finally:
             server.stop()
-    assert fs.commands == ["reloadxml", "reloadacl", "sofia profile kallglot start"]
+    assert fs.commands == ["reloadxml", "reloadacl", "sofia profile kallglot restart"]

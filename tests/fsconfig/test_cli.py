@@ -62,7 +62,7 @@ def test_reload_subprocess_against_esl_double(store: Store, conf_dir: Path) -> N
         assert proc.returncode == 0, proc.stderr
         result = json.loads(proc.stdout)
         assert [c["command"] for c in result["commands"]] == fs.commands == [
-            "reloadxml", "reloadacl", "sofia profile kallglot start"]
+            "reloadxml", "reloadacl", "sofia profile kallglot restart"]
         fs.script["reloadxml"] = "-ERR nope\n"
         add_org(store)
         proc = kallglot("reload", "--db", str(store.path), "--esl-host", "127.0.0.1",

@@ -38,9 +38,11 @@ def test_no_change_sends_nothing() -> None:
     assert plan.files_changed == () and plan.commands == () and not plan.restart
 
 
-def test_first_render_starts_the_profile() -> None:
+def test_first_render_rebuilds_the_profile_whatever_its_state() -> None:
+    # "restart": mod_sofia's "start" of a profile that already runs is only a rescan; a profile
+    # that does not run answers "Invalid Profile" to restart and apply_commands starts it.
     plan = plan_reload(snapshot({}), snapshot(files()))
-    assert plan.commands == ("reloadxml", "reloadacl", "sofia profile kallglot start") and plan.restart
+    assert plan.commands == ("reloadxml", "reloadacl", "sofia profile kallglot restart") and plan.restart
 
 
 def test_directory_change_is_reloadxml_only() -> None:

@@ -57,6 +57,10 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
+# mod_sofia.c cmd_profile's answer to anything but "start" for a profile that does not run.
+NOT_RUNNING = "Invalid Profile [kallglot]"
+
+
 def generations(conf_dir: Path) -> list[str]:
     return sorted(p.name for p in conf_dir.iterdir() if p.name.startswith(GENERATION_PREFIX))
 
@@ -70,10 +74,13 @@ def test_first_reload_starts_profile_and_writes_tree(
 ) -> None:
     org = add_org(store)
     add_connection(store, org, sip={"host": "trunk.example.net", "username": "u", "password": GW_PASSWORD})
-    with EslDouble() as fs:
+    # FreeSWITCH started before any tree existed: no profile runs (mod_sofia.c cmd_profile).
+    with EslDouble(script={"sofia profile kallglot restart": NOT_RUNNING}) as fs:
         outcome = in_thread(service(store, settings, fs).reload)
-    assert fs.commands == ["reloadxml", "reloadacl", "sofia profile kallglot start"]
+    assert fs.commands == ["reloadxml", "reloadacl", "sofia profile kallglot restart",
+                           "sofia profile kallglot start"]
     assert [c.command for c in outcome.commands] == fs.commands
+    assert outcome.commands[2].reply == "Invalid Profile [kallglot]"
     assert outcome.restarted and "directory.xml" in outcome.files_changed
     link = conf_dir / "rendered"
     assert link.is_symlink() and (conf_dir / os.readlink(link)).is_dir()
@@ -103,7 +110,8 @@ def test_restart_refused_in_first_seconds_is_waited_out(store: Store, settings: 
     replies = captured_replies()["sofia profile kallglot restart"] if RELOAD_LOG.exists() else [
         RESTART_REFUSED, "Reload XML [Success]\nrestarting: kallglot"]
     sleeps = Sleeps()
-    with EslDouble(script={"sofia profile kallglot restart": list(replies)}) as fs:
+    # The first reload meets a FreeSWITCH without the profile ("Invalid Profile" → start).
+    with EslDouble(script={"sofia profile kallglot restart": [NOT_RUNNING, *replies]}) as fs:
         svc = service(store, settings, fs, sleeps)
         in_thread(svc.reload)
         update_sip(store, org, allowed_transports=["tls"])
@@ -117,7 +125,7 @@ def test_restart_refused_too_often_fails_and_rolls_back(
     store: Store, settings: Settings, conf_dir: Path
 ) -> None:
     org = add_org(store)
-    with EslDouble(script={"sofia profile kallglot restart": RESTART_REFUSED}) as fs:
+    with EslDouble(script={"sofia profile kallglot restart": [NOT_RUNNING, RESTART_REFUSED]}) as fs:
         svc = service(store, settings, fs)
         in_thread(svc.reload)
         before = live_files(conf_dir)
