@@ -38,7 +38,11 @@ RUN --mount=type=secret,id=signalwire_token,required=true \
     groupadd --gid "${KALLGLOT_UID}" kallglot; \
     useradd --uid "${KALLGLOT_UID}" --gid kallglot --no-create-home --shell /usr/sbin/nologin kallglot; \
     mkdir -p /var/lib/freeswitch/db /var/log/freeswitch /var/run/freeswitch /var/lib/freeswitch/temp; \
-    chown -R kallglot:kallglot /var/lib/freeswitch /var/log/freeswitch /var/run/freeswitch
+    chown -R kallglot:kallglot /var/lib/freeswitch /var/log/freeswitch /var/run/freeswitch; \
+    # FreeSWITCH must write its -log (freeswitch.xml.fsxml: without it no config loads), -db, -run
+    # and -temp (mod_audio_stream's ::play files) dirs under whatever uid runs the image:
+    # tests/e2e/real_switch.py runs it as the invoking user so that it can read the 0600 secrets.
+    chmod 1777 /var/lib/freeswitch/db /var/log/freeswitch /var/run/freeswitch /var/lib/freeswitch/temp
 
 # The config (freeswitch-conf/ of this repository) is mounted here by docker-compose.yml;
 # the api container renders into the same volume. Both run as uid KALLGLOT_UID so that the

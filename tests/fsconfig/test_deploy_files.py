@@ -61,6 +61,20 @@ def test_python_image_copies_every_file_the_build_metadata_names() -> None:
     assert not needed & set(ignored)
 
 
+def test_freeswitch_image_dirs_are_writable_by_any_uid() -> None:
+    # -log holds the pre-processed freeswitch.xml.fsxml (no config loads without it), -db the
+    # core/sofia databases, -temp mod_audio_stream's ::play files; tests/e2e runs the image as
+    # the invoking user, compose as uid 10001.
+    dockerfile = (ROOT / "docker" / "freeswitch.Dockerfile").read_text()
+    entry = re.search(r"ENTRYPOINT \[(.*?)\]", dockerfile, re.S)
+    assert entry is not None
+    args = re.findall(r'"([^"]+)"', entry.group(1))
+    dirs = {args[i + 1] for i, a in enumerate(args) if a in ("-log", "-db", "-run", "-temp")}
+    assert len(dirs) == 4
+    chmod = re.search(r"chmod 1777 ([^;\n]+)", dockerfile)
+    assert chmod is not None and dirs <= set(chmod.group(1).split())
+
+
 def test_static_tree_loads_the_needed_modules() -> None:
     root = ET.parse(STATIC_CONF / "autoload_configs" / "modules.conf.xml").getroot()  # noqa: S314
     modules = {m.get("module") for m in root.iter("load")}
