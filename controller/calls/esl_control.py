@@ -81,8 +81,11 @@ class EslCallControl:
             f"kallglot_role={role}",
             f"originate_timeout={int(self.originate_timeout_s)}",
         ])
+        # originate splits its arguments on spaces (switch_separate_string): unquoted, the socket
+        # application would get only `host:port` (sync, not full: no api, no CUSTOM events) and
+        # `async`/`full)` would be taken for dialplan and context. Single quotes keep it whole.
         return (f"{{{variables}}}sofia/gateway/{gateway}/{to} "
-                f"&socket({self.settings.controller_address} async full)")
+                f"'&socket({self.settings.controller_address} async full)'")
 
     def originate(self, session_id: str, leg_id: str, role: str, to: str, gateway: str) -> str:
         row = self.store.query_one("SELECT call_uuid FROM call_legs WHERE id = ?", (leg_id,))

@@ -46,8 +46,8 @@ def test_dial_places_a_leg_that_the_controller_admits_answers_and_streams(tmp_pa
         assert resp.status_code == 202, resp.text
         leg = resp.json()
         originate = next(r for r in esl.requests if r.startswith("bgapi originate "))
-        found = re.match(r"bgapi originate \{([^}]*)\}sofia/gateway/(\S+)/(\S+) &socket\((\S+) async full\)$",
-                         originate)
+        found = re.match(r"bgapi originate \{([^}]*)\}sofia/gateway/(\S+)/(\S+) "
+                         r"'&socket\((\S+) async full\)'$", originate)
         assert found is not None, originate
         variables = dict(v.split("=", 1) for v in found.group(1).split(","))
         assert found.group(2, 3, 4) == (cid, "+4930123456", settings.controller_address)

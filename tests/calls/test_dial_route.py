@@ -20,6 +20,7 @@ from controller.settings import Settings
 from controller.store import Store
 from tests.api.server import RunningServer
 from tests.calls.factories import live_leg_count, make_session
+from tests.fsdouble.fsstrings import separate_string
 
 
 @dataclass
@@ -157,7 +158,11 @@ def test_dial_string_carries_the_leg_variables_and_refuses_injection() -> None:
     dial = control.dial_string("sess_A1", "leg_B2", "0b6f-11", "agent", "+4930123", "pcon_C3")
     assert dial == ("{origination_uuid=0b6f-11,kallglot_session_id=sess_A1,kallglot_leg_id=leg_B2,"
                     "kallglot_role=agent,originate_timeout=60}sofia/gateway/pcon_C3/+4930123 "
-                    "&socket(controller:8084 async full)")
+                    "'&socket(controller:8084 async full)'")
+    # As originate_function splits it (switch_separate_string, 10 slots): two arguments, the
+    # application with its whole data (unquoted, `async` and `full)` would be separate words).
+    argv = separate_string(dial, 10)
+    assert argv[1:] == ["&socket(controller:8084 async full)"] and argv[0] == dial.split(" ")[0]
     for args in (("sess_A1", "leg_B2", "0b6f", "agent", "+49 30", "pcon_C3"),
                  ("sess_A1}", "leg_B2", "0b6f", "agent", "+4930", "pcon_C3"),
                  ("sess_A1", "leg_B2", "0b6f", "agent", "+4930", "gw,x=1")):

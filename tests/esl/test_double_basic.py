@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from controller.esl.connection import EslCommandError
 from controller.esl.inbound import InboundClient
 from controller.esl.outbound import OutboundCall
 from tests.esl.minictl import MiniController
@@ -146,7 +148,7 @@ def test_originate_through_a_gateway_into_the_socket(conf: Path) -> None:
             esl = InboundClient.connect("127.0.0.1", port, "ClueCon", timeout=5)
             out = {
                 "ok": esl.bgapi_result(f"originate {{origination_uuid={uid},kallglot_role=agent}}"
-                                       f"sofia/gateway/{GATEWAY}/+15551234567 &socket({addr} async full)"),
+                                       f"sofia/gateway/{GATEWAY}/+15551234567 '&socket({addr} async full)'"),
                 "busy": esl.bgapi_result(f"originate sofia/gateway/{GATEWAY}/+15550000486 &park()"),
                 "nogw": esl.api("originate sofia/gateway/nosuchgw/+1555 &park()"),
             }
@@ -164,6 +166,38 @@ def test_originate_through_a_gateway_into_the_socket(conf: Path) -> None:
     assert seen["data"]["variable_kallglot_role"] == "agent"
     assert seen["data"]["Answer-State"] == "answered"
     assert seen["cause"] == "NORMAL_CLEARING"
+
+
+def test_unquoted_socket_app_in_originate_is_a_sync_socket_without_full(conf: Path) -> None:
+    """originate splits on spaces: `&socket(addr async full)` unquoted reaches the socket app as
+    `addr` only, and a non-full outbound socket may not subscribe to events or run api."""
+    seen: dict[str, Any] = {}
+
+    def handle(call: OutboundCall) -> None:
+        call.myevents()  # allowed without full
+        try:
+            call.subscribe_audio_stream()
+            seen["event"] = "accepted"
+        except EslCommandError as exc:
+            seen["event"] = exc.reply
+        call.hangup()
+
+    with run_with(conf, handle) as (fs, ctl):
+        port, addr = fs.esl_port, fs.controller_addr
+
+        def client() -> str:
+            esl = InboundClient.connect("127.0.0.1", port, "ClueCon", timeout=5)
+            dial = f"sofia/gateway/{GATEWAY}/+15551234567"
+            out = esl.bgapi_result(f"originate {dial} &socket({addr} async full)")
+            esl.exit()
+            return out
+
+        assert in_thread(client).startswith("+OK ")
+        deadline = time.monotonic() + 10
+        while "event" not in seen and time.monotonic() < deadline:
+            time.sleep(0.02)
+        ctl.close()
+    assert seen == {"event": "-ERR command not found"}
 
 
 def test_myevents_alone_does_not_deliver_custom_events(conf: Path) -> None:

@@ -56,6 +56,8 @@ class Listener:
         self.writer = writer
         self.outbound = outbound
         self.authed = outbound
+        # `socket <addr> … full`: without it an outbound socket may not use api, bgapi, event…
+        self.full = not outbound
         self.all_events = False
         self.all_plain = False  # myevents: every event but CUSTOM ones (fixtures README §8)
         self.names: set[str] = set()

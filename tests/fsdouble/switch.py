@@ -40,6 +40,11 @@ from tests.fsdouble.fsstrings import separate_string
 from tests.fsdouble.listener import Command, Listener, read_command
 
 log = logging.getLogger(__name__)
+
+# What a non-full outbound socket may still send (mod_event_socket parse_command, before its
+# LFLAG_FULL check).
+_NOT_FULL_VERBS = frozenset({"connect", "resume", "getvar", "myevents", "linger", "nolinger",
+                             "sendmsg", "exit"})
 T = TypeVar("T")
 
 PROFILE_RESTART_GUARD_S = 10.0
@@ -461,6 +466,7 @@ class FreeSwitchDouble:
             log.warning("socket %s failed for %s: %s", addr, ch.uuid, exc)
             return  # the dialplan goes on, as in FreeSWITCH
         lst = Listener(reader, writer, outbound=True)
+        lst.full = "full" in parts[1:]
         lst.channel_uuid = ch.uuid
         rt.listener = lst
         self._listeners.append(lst)
@@ -534,6 +540,11 @@ class FreeSwitchDouble:
                 await lst.close()
                 return False
             await lst.reply("-ERR invalid")
+            return True
+        if lst.outbound and not lst.full and verb not in _NOT_FULL_VERBS:
+            # mod_event_socket parse_command: past sendmsg, a non-full outbound socket `goto done`
+            # with no reply text, which becomes `-ERR command not found`.
+            await lst.reply("-ERR command not found")
             return True
         if verb == "exit":
             await lst.reply("+OK bye")
@@ -1026,7 +1037,9 @@ class FreeSwitchDouble:
         """``originate [{vars}]sofia/gateway/<gw>/<number> &app(args)`` (or ``sofia/<profile>/<uri>``):
         the far end answers per ``callees``; the reply is ``+OK <uuid>`` once answered, else
         ``-ERR <CAUSE>``; then the application runs on the new outbound channel."""
-        m = re.match(r"^(?:\{([^}]*)\})?(\S+)\s+(.+)$", rest.strip())
+        # originate_function: switch_separate_string into 10 slots, 2..7 arguments, exten = argv[1].
+        argv = separate_string(rest, 10)
+        m = re.match(r"^(?:\{([^}]*)\})?(\S+)$", argv[0]) if 2 <= len(argv) <= 7 else None
         if m is None:
             return "-USAGE: <call url> <exten>|&<application_name>(<app_args>) [<dialplan>] [<context>] " \
                    "[<cid_name>] [<cid_num>] [<timeout_sec>]\n"
@@ -1035,7 +1048,7 @@ class FreeSwitchDouble:
             k, sep, v = part.partition("=")
             if sep:
                 variables[k.strip()] = v.strip()
-        dial, app_text = m.group(2), m.group(3).strip()
+        dial, app_text = m.group(2), argv[1]
         parts = dial.split("/")
         if parts[:2] == ["sofia", "gateway"] and len(parts) >= 4:
             gateway, number = parts[2], "/".join(parts[3:])
@@ -1080,10 +1093,13 @@ class FreeSwitchDouble:
         if not await self._answer(rt):
             await self._hangup(rt, "INCOMPATIBLE_DESTINATION")
             return "-ERR INCOMPATIBLE_DESTINATION\n"
-        am = re.match(r"^&(\w+)(?:\((.*)\))?$", app_text)
-        if am is not None and am.group(1) == "socket":
-            asyncio.get_running_loop().create_task(self._socket_then_hangup(rt, am.group(2) or ""))
-        elif am is None or am.group(1) != "park":
+        # `&app(arg)`: the name is cut at the first `)` and split at `(` (originate_function).
+        app_name, app_arg = "", ""
+        if app_text.startswith("&") and len(app_text) > 1:
+            app_name, _, app_arg = app_text[1:].split(")", 1)[0].partition("(")
+        if app_name == "socket":
+            asyncio.get_running_loop().create_task(self._socket_then_hangup(rt, app_arg))
+        elif app_name != "park":
             log.warning("double: originate application %r is not emulated; the leg is parked", app_text)
         return f"+OK {uid}\n"
 
