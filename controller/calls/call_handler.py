@@ -168,6 +168,13 @@ class CallSession:
         except ChannelDataError as exc:
             log.error("call refused: %s", exc)
             return
+        mode, control = self.sock.data.get("Socket-Mode"), self.sock.data.get("Control")
+        if (mode and mode != "async") or (control and control != "full"):
+            # Without `full` FreeSWITCH refuses `event` and `api` on this socket; without `async`
+            # commands block the channel. Returning lets the socket app end (the call is cleared).
+            log.error("call %s refused: the socket application must be `socket <addr> async full` "
+                      "(Socket-Mode %s, Control %s)", self.channel.call_uuid, mode, control)
+            return
         self.sock.on("*", self._events.put)
         self.sock.on(DISCONNECT, self._events.put)
         self.sock.myevents()

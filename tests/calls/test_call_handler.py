@@ -219,3 +219,12 @@ def test_rejected_call_gone_before_respond_returns_cleanly(store: Store, org: st
     sock = _CancelsDuringAdmission(dict(ch.headers))
     CallSession(sock, store, CONFIG).run()
     assert sock.commands[-1].startswith("execute ")  # the refused sendmsg was the last command
+
+
+@pytest.mark.parametrize("mode", [{"Socket-Mode": "static"}, {"Control": "single-channel"}])
+def test_socket_that_is_not_async_full_is_refused_before_anything_is_sent(
+        store: Store, org: str, mode: dict[str, str]) -> None:
+    ch = sip_channel(org, sip_username(store, org), make_session(store, org))
+    sock = FakeCallSocket({**ch.headers, **mode})
+    CallSession(sock, store, CONFIG).run()
+    assert sock.commands == [] and live_leg_count(store) == 0

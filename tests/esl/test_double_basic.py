@@ -174,6 +174,7 @@ def test_unquoted_socket_app_in_originate_is_a_sync_socket_without_full(conf: Pa
     seen: dict[str, Any] = {}
 
     def handle(call: OutboundCall) -> None:
+        seen["mode"] = (call.data.get("Socket-Mode"), call.data.get("Control"))
         call.myevents()  # allowed without full
         try:
             call.subscribe_audio_stream()
@@ -197,7 +198,7 @@ def test_unquoted_socket_app_in_originate_is_a_sync_socket_without_full(conf: Pa
         while "event" not in seen and time.monotonic() < deadline:
             time.sleep(0.02)
         ctl.close()
-    assert seen == {"event": "-ERR command not found"}
+    assert seen == {"mode": ("static", "single-channel"), "event": "-ERR command not found"}
 
 
 def test_myevents_alone_does_not_deliver_custom_events(conf: Path) -> None:

@@ -239,7 +239,7 @@ class Channel:
             items += self.var_items()
         return items, body
 
-    def connect_reply(self) -> list[tuple[str, str]]:
+    def connect_reply(self, *, is_async: bool = True, full: bool = True) -> list[tuple[str, str]]:
         """The outbound socket's ``connect`` reply: CHANNEL_DATA headers, no Content-Length."""
         items = self.core.core_headers("CHANNEL_DATA", calling_key="CHANNEL_DATA")
         # CHANNEL_DATA is produced by mod_event_socket's parse_command.
@@ -251,8 +251,11 @@ class Channel:
         items += self.caller_block("Channel-")
         items += self.channel_block()
         items += self.var_items()
-        items += [("Content-Type", "command/reply"), ("Reply-Text", "+OK\n"), ("Socket-Mode", "async"),
-                  ("Control", "full")]
+        # mod_event_socket: Socket-Mode async|static, Control full|single-channel (from the flags
+        # of `socket <addr> [async] [full]`).
+        items += [("Content-Type", "command/reply"), ("Reply-Text", "+OK\n"),
+                  ("Socket-Mode", "async" if is_async else "static"),
+                  ("Control", "full" if full else "single-channel")]
         return items
 
     def show_calls_row(self) -> dict[str, str]:

@@ -518,7 +518,8 @@ class FreeSwitchDouble:
                     continue
                 assert rt is not None
                 connected = True
-                await lst.write(_encode_reply_items(rt.channel.connect_reply()))
+                await lst.write(_encode_reply_items(rt.channel.connect_reply(
+                    is_async="async" in rt.socket_data.split()[1:], full=lst.full)))
                 # The socket application parks the channel right after connect (CHANNEL_PARK).
                 asyncio.get_running_loop().create_task(self._chan_event(rt.channel, "CHANNEL_PARK"))
                 continue
