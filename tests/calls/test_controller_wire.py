@@ -175,6 +175,31 @@ def test_kill_9_then_restart_reconciles_the_leaked_slots(db: tuple[Path, Store],
         restarted.stop()
 
 
+def test_freeswitch_restart_reconnects_the_inbound_esl_and_reconciles(db: tuple[Path, Store],
+                                                                      esl: ScriptedInboundEsl) -> None:
+    """The inbound connection drops (FreeSWITCH restarting, its calls gone); the controller
+    reconnects with backoff and reconciles at once, not only at the next periodic pass (30 s)."""
+    path, store = db
+    org = make_org(store)
+    ctl = ControllerProcess(path, esl.port)
+    try:
+        call = WireCall(ctl.address, _vars(store, org, make_session(store, org)))
+        call.wait_command("api uuid_audio_stream")
+        esl.live_uuids.add(call.uuid)
+        wait_until(lambda: esl.requests.count("api show calls as json") >= 1, "first reconciliation")
+        time.sleep(0.6)  # the leg is now past KALLGLOT_RECONCILE_GRACE_S=0.5
+        esl.live_uuids.clear()  # the restarted FreeSWITCH has no calls
+        esl.restart(down_s=1.2)  # refused for a while: the controller backs off and retries
+        wait_until(lambda: live_leg_count(store) == 0, "reconciliation after the reconnect")
+        row = store.query_one("SELECT hangup_cause FROM call_legs WHERE call_uuid = ?", (call.uuid,))
+        assert row is not None and row["hangup_cause"] == "LOST_CHANNEL"
+        assert sum(1 for r in esl.requests if r.startswith("auth ")) >= 2
+        assert len(ctl.json_logs("esl_connected")) >= 2
+        assert ctl.json_logs("esl_connect_failed")  # refused while "FreeSWITCH" was down
+    finally:
+        ctl.stop()
+
+
 def test_50_simultaneous_calls_against_cap_5(db: tuple[Path, Store], esl: ScriptedInboundEsl) -> None:
     path, store = db
     org = make_org(store, cap=5)

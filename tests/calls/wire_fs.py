@@ -9,6 +9,7 @@ are the double's job.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -271,11 +272,28 @@ class ScriptedInboundEsl:
         self.server = socket.create_server(("127.0.0.1", 0))
         self.port = self.server.getsockname()[1]
         self._stop = False
+        self._conns: list[socket.socket] = []
         threading.Thread(target=self._accept, daemon=True).start()
 
     def close(self) -> None:
         self._stop = True
         self.server.close()
+
+    def restart(self, down_s: float) -> None:
+        """FreeSWITCH restarting: every ESL connection drops, the port refuses for ``down_s``."""
+        server, self.server = self.server, None  # type: ignore[assignment]
+        # shutdown() stops the listen at once (close() alone waits for the blocked accept()).
+        with contextlib.suppress(OSError):
+            server.shutdown(socket.SHUT_RDWR)
+        server.close()
+        for conn in self._conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
+        self._conns.clear()
+        time.sleep(down_s)
+        self.server = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, daemon=True).start()
 
     def show_calls(self) -> str:
         if not self.live_uuids:
@@ -284,11 +302,13 @@ class ScriptedInboundEsl:
         return json.dumps({"row_count": len(rows), "rows": rows}, separators=(",", ":")) + "\n"
 
     def _accept(self) -> None:
+        server = self.server
         while not self._stop:
             try:
-                conn, _ = self.server.accept()
+                conn, _ = server.accept()
             except OSError:
                 return
+            self._conns.append(conn)
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
