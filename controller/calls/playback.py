@@ -25,6 +25,12 @@ log = logging.getLogger("kallglot.calls.playback")
 
 ApiCall = Callable[[str], str]
 
+# Played right after a broken file. A broadcast stopped by uuid_break leaves CF_BREAK set on the
+# parked channel (switch_ivr_parse_event sets it again after CF_STOP_BROADCAST and nothing in
+# the park loop clears it), and the next playback would end at once, losing the first
+# translation after every barge-in. 20 ms of silence takes that break instead.
+CF_BREAK_SINK = "silence_stream://20"
+
 # Files queued beyond this are dropped (oldest first): the bridge sends one file per sentence,
 # so a backlog this deep means the listener would hear speech minutes late.
 MAX_QUEUED_FILES = 32
@@ -68,6 +74,7 @@ class LegPlayback:
         self._breaking = False
         self._started = False  # CHANNEL_EXECUTE seen for `playing`
         self._break_on_start = False
+        self._break_sent = False
 
     @property
     def queued(self) -> tuple[str, ...]:
@@ -99,10 +106,14 @@ class LegPlayback:
             return
         if data and data.split(" ", 1)[0] != self.playing:
             return
+        broken = self._break_sent
         self.playing = None
         self._breaking = False
+        self._break_sent = False
         self._started = False
         self._break_on_start = False
+        if broken:
+            self._queue.appendleft(CF_BREAK_SINK)
         self._start_next()
 
     def barge_in(self) -> None:
@@ -119,6 +130,7 @@ class LegPlayback:
                 self._break_on_start = True  # see the module docstring
 
     def _break(self) -> None:
+        self._break_sent = True
         reply = self._api(f"uuid_break {self.call_uuid} all")
         # Success prints nothing (break_function); failure is `-ERR No Such Channel!`.
         if reply.startswith("-ERR"):
@@ -128,7 +140,7 @@ class LegPlayback:
         """The call is over: forget everything (nothing more is sent)."""
         self._queue.clear()
         self.playing = None
-        self._started = self._break_on_start = False
+        self._started = self._break_on_start = self._break_sent = False
 
     def forget_queued(self) -> None:
         """The stream was stopped: mod_audio_stream deleted its files, so queued paths are gone."""
@@ -142,6 +154,7 @@ class LegPlayback:
             if reply.startswith("+OK"):
                 self.playing = path
                 self._started = False
-                self.played.append(path)
+                if path != CF_BREAK_SINK:
+                    self.played.append(path)
             else:
                 log.warning("call %s: uuid_broadcast of %s failed: %s", self.call_uuid, path, reply.strip())

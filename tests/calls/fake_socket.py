@@ -96,6 +96,8 @@ class FakeCallSocket:
             assert self.playing is None, f"overlap: {parts[2]} while {self.playing} plays"
             self.playing = parts[2]
             self.emit("CHANNEL_EXECUTE", Application="playback", **{"Application-Data": parts[2]})
+            if parts[2].startswith("silence_stream://"):  # the CF_BREAK sink ends by itself
+                self.finish_playback()
             return "+OK Message sent\n"
         if parts[0] == "uuid_break":
             if self.playing:

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from controller.calls.playback import LegPlayback, is_barge_in, play_file_from_event
+from controller.calls.playback import CF_BREAK_SINK, LegPlayback, is_barge_in, play_file_from_event
 
 
 class Api:
@@ -50,7 +50,11 @@ def test_barge_in_breaks_once_and_later_files_wait_for_the_break_to_complete() -
     pb.enqueue("/t/c")  # arrives before the broken file's EXECUTE_COMPLETE
     assert pb.queued == ("/t/c",) and len(api.calls) == 2
     pb.on_execute_complete("playback", "/t/a")
-    assert api.calls[-1] == "uuid_broadcast u1 /t/c aleg"
+    # The broken broadcast left CF_BREAK set: 20 ms of silence takes it before the next file.
+    assert api.calls[-1] == f"uuid_broadcast u1 {CF_BREAK_SINK} aleg" and pb.queued == ("/t/c",)
+    pb.on_execute("playback", CF_BREAK_SINK)
+    pb.on_execute_complete("playback", CF_BREAK_SINK)
+    assert api.calls[-1] == "uuid_broadcast u1 /t/c aleg" and pb.played == ["/t/a", "/t/c"]
 
 
 def test_refused_broadcast_moves_on_and_backlog_is_bounded() -> None:
@@ -87,10 +91,22 @@ def test_barge_in_before_the_broadcast_started_breaks_once_it_starts() -> None:
     pb.on_execute("playback", "/t/a")
     assert api.calls[1:] == ["uuid_break u1 all"]
     pb.on_execute_complete("playback", "/t/a")
-    assert api.calls[2:] == ["uuid_broadcast u1 /t/b aleg"]
+    pb.on_execute("playback", CF_BREAK_SINK)
+    pb.on_execute_complete("playback", CF_BREAK_SINK)
+    assert api.calls[2:] == [f"uuid_broadcast u1 {CF_BREAK_SINK} aleg", "uuid_broadcast u1 /t/b aleg"]
     pb.on_execute("playback", "/t/b")
     pb.on_execute_complete("playback", "/t/b")
-    assert len(api.calls) == 3 and pb.playing is None
+    assert len(api.calls) == 4 and pb.playing is None
+
+
+def test_a_file_that_ends_normally_needs_no_sink() -> None:
+    api = Api()
+    pb = LegPlayback("u1", api)
+    pb.enqueue("/t/a")
+    pb.enqueue("/t/b")
+    pb.on_execute("playback", "/t/a")
+    pb.on_execute_complete("playback", "/t/a")
+    assert api.calls == ["uuid_broadcast u1 /t/a aleg", "uuid_broadcast u1 /t/b aleg"]
 
 
 def test_failed_break_is_logged_and_an_empty_reply_is_success(caplog: pytest.LogCaptureFixture) -> None:

@@ -249,8 +249,11 @@ class WireCall:
                 return "-ERR invalid uuid\n"
             assert self.playing is None, "overlapping playback"
             self.playing = parts[2]
-            self.played.append(parts[2])
             self.event("CHANNEL_EXECUTE", Application="playback", **{"Application-Data": parts[2]})
+            if parts[2].startswith("silence_stream://"):  # the CF_BREAK sink ends by itself
+                self.finish_playback()
+            else:
+                self.played.append(parts[2])
             return "+OK Message sent\n"
         if parts[0] == "uuid_break":
             if self.playing:

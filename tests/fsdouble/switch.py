@@ -60,6 +60,7 @@ class _App:
     event_uuid: str
     queued: bool = True  # sendmsg/broadcast (sets current_loop/total_loops) vs. dialplan action
     cancelled: bool = False  # flushed by `uuid_break <uuid> all` before it started
+    broken: bool = False  # stopped by uuid_break while it ran as a broadcast (CF_STOP_BROADCAST)
 
 
 @dataclass
@@ -77,6 +78,9 @@ class _CallRuntime:
     current: _App | None = None  # the application running now (completed by a hangup)
     starting: _App | None = None  # taken from the queue, in its ≈20 ms before CHANNEL_EXECUTE
     break_playback: asyncio.Event = field(default_factory=asyncio.Event)
+    # CF_BREAK left set: by a `uuid_break` with nothing to break, or re-set by switch_ivr_parse_event
+    # after a broadcast stopped with CF_STOP_BROADCAST; the next playback consumes it at once.
+    cf_break: bool = False
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     audio_pcm: bytes = b""
     audio_rate: int = 16000
@@ -811,6 +815,17 @@ class FreeSwitchDouble:
 
     async def _playback(self, rt: _CallRuntime, app: _App) -> str:
         ch = rt.channel
+        if rt.cf_break:
+            # switch_ivr_play_file: CF_BREAK set → cleared, the file ends before any audio.
+            rt.cf_break = False
+            ch.set_var("current_application_response", "FILE PLAYED")
+            return "FILE PLAYED"
+        silence = re.fullmatch(r"silence_stream://(\d+)", app.arg)
+        if silence:  # not recorded in `played`: only files are
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(rt.break_playback.wait(), int(silence.group(1)) / 1000)
+            rt.break_playback.clear()
+            return "FILE PLAYED"
         path = Path(app.arg.split("@@")[0])
         audio, rate = _read_playable(path)
         if audio is None:
@@ -831,6 +846,10 @@ class FreeSwitchDouble:
                              "playback_seconds": str(played_ms // 1000),
                              "playback_ms": str(played_ms), "playback_samples": str(samples)})
         ch.set_var("current_application_response", "FILE PLAYED")
+        if app.broken and app.queued:
+            # switch_ivr_parse_event: after a broadcast stopped by CF_STOP_BROADCAST it sets
+            # CF_BREAK again, and nothing in the park loop clears it.
+            rt.cf_break = True
         return "FILE PLAYED"
 
     # ------------------------------------------------------------------ hangup
@@ -1026,7 +1045,14 @@ class FreeSwitchDouble:
                     rt.starting.cancelled = True
                 while not rt.apps.empty():
                     rt.apps.get_nowait()
-            rt.break_playback.set()
+            running = rt.current
+            if running is not None and running.name == "playback" and running.queued:
+                running.broken = True  # CF_BROADCAST: switch_channel_stop_broadcast
+                rt.break_playback.set()
+            elif running is not None and running.name == "playback":
+                rt.break_playback.set()
+            else:
+                rt.cf_break = True  # nothing to break: CF_BREAK stays for the next playback
             return ""
         if cmd == "uuid_audio_stream":
             return await self._audio_stream(rest)
