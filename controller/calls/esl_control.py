@@ -65,7 +65,7 @@ class EslCallControl:
         return done
 
     def dial_string(self, session_id: str, leg_id: str, call_uuid: str, role: str, to: str,
-                    gateway: str) -> str:
+                    gateway: str, caller_id: str | None = None) -> str:
         for name, value in (("session_id", session_id), ("leg_id", leg_id), ("role", role),
                             ("gateway", gateway)):
             if not _TOKEN.match(value):
@@ -74,25 +74,53 @@ class EslCallControl:
             raise ValueError("call uuid has characters a dial string cannot carry")
         if not _DIAL_TARGET.match(to):
             raise ValueError("to must be an E.164 number")
-        variables = ",".join([
+        if caller_id is not None and not _DIAL_TARGET.match(caller_id):
+            raise ValueError("caller id must be an E.164 number")
+        assignments = [
             f"origination_uuid={call_uuid}",
             f"kallglot_session_id={session_id}",
             f"kallglot_leg_id={leg_id}",
             f"kallglot_role={role}",
             f"originate_timeout={int(self.originate_timeout_s)}",
-        ])
+        ]
+        if caller_id is not None:
+            # Gateways send caller-id-in-from: without this, providers see 0000000000 and
+            # Twilio/Telnyx refuse numbers the account does not own.
+            assignments.append(f"origination_caller_id_number={caller_id}")
+        variables = ",".join(assignments)
         # originate splits its arguments on spaces (switch_separate_string): unquoted, the socket
         # application would get only `host:port` (sync, not full: no api, no CUSTOM events) and
         # `async`/`full)` would be taken for dialplan and context. Single quotes keep it whole.
         return (f"{{{variables}}}sofia/gateway/{gateway}/{to} "
                 f"'&socket({self.settings.controller_address} async full)'")
 
+    def caller_id(self, session_id: str, gateway: str) -> str | None:
+        """The number an outbound leg presents: the session's managed number, else the oldest
+        active number on the connection it dials through (gateways are named by connection id)."""
+        row = self.store.query_one(
+            """SELECT s.phone_number FROM sessions s JOIN phone_numbers p ON p.number = s.phone_number
+                WHERE s.id = ? AND p.connection_id = ? AND p.status = 'active'""",
+            (session_id, gateway),
+        )
+        if row is None:
+            row = self.store.query_one(
+                "SELECT number AS phone_number FROM phone_numbers WHERE connection_id = ? "
+                "AND status = 'active' ORDER BY created_at, id LIMIT 1",
+                (gateway,),
+            )
+        return str(row["phone_number"]) if row is not None else None
+
     def originate(self, session_id: str, leg_id: str, role: str, to: str, gateway: str) -> str:
         row = self.store.query_one("SELECT call_uuid FROM call_legs WHERE id = ?", (leg_id,))
         if row is None:
             raise CallControlError(f"no call leg {leg_id}")
         call_uuid = str(row["call_uuid"])
-        command = "originate " + self.dial_string(session_id, leg_id, call_uuid, role, to, gateway)
+        caller_id = self.caller_id(session_id, gateway)
+        if caller_id is None:
+            log.warning("dial %s for %s: no managed number on %s to present as caller id",
+                        leg_id, session_id, gateway)
+        command = "originate " + self.dial_string(session_id, leg_id, call_uuid, role, to, gateway,
+                                                  caller_id)
         started: queue.Queue[tuple[bool, str]] = queue.Queue()
         worker = threading.Thread(target=self._originate_worker, args=(command, call_uuid, started),
                                   name=f"originate-{leg_id}", daemon=True)

@@ -39,6 +39,9 @@ def test_dial_places_a_leg_that_the_controller_admits_answers_and_streams(tmp_pa
             "INSERT INTO connections (id, org_id, provider, name, credentials, sip, status, created_at,"
             " updated_at) VALUES (?, ?, 'twilio', 't', '{}', ?, 'active', 0, 0)",
             (cid, org.id, json.dumps({"host": "sip.example", "username": "u", "password": "p"})))
+        store.conn.execute(
+            "INSERT INTO phone_numbers (id, org_id, number, connection_id, status, created_at, updated_at)"
+            " VALUES (?, ?, '+4930999000', ?, 'active', 0, 0)", (new_id("pn"), org.id, cid))
         sid = make_session(store, org.id, connection_id=cid)
         resp = requests.post(f"http://127.0.0.1:{server.port}/v1/sessions/{sid}/dial",
                              json={"to": "+4930123456", "role": "agent"},
@@ -51,6 +54,8 @@ def test_dial_places_a_leg_that_the_controller_admits_answers_and_streams(tmp_pa
         assert found is not None, originate
         variables = dict(v.split("=", 1) for v in found.group(1).split(","))
         assert found.group(2, 3, 4) == (cid, "+4930123456", settings.controller_address)
+        # The provider sees one of the organization's own numbers on that trunk as the caller.
+        assert variables["origination_caller_id_number"] == "+4930999000"
 
         # The callee answers: FreeSWITCH runs &socket(...) on the outbound channel.
         call = WireCall(ctl.address, {

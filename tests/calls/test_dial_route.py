@@ -163,6 +163,11 @@ def test_dial_string_carries_the_leg_variables_and_refuses_injection() -> None:
     # application with its whole data (unquoted, `async` and `full)` would be separate words).
     argv = separate_string(dial, 10)
     assert argv[1:] == ["&socket(controller:8084 async full)"] and argv[0] == dial.split(" ")[0]
+    with_id = control.dial_string("sess_A1", "leg_B2", "0b6f-11", "agent", "+4930123", "pcon_C3",
+                                  "+4930999")
+    assert "originate_timeout=60,origination_caller_id_number=+4930999}" in with_id
+    with pytest.raises(ValueError):
+        control.dial_string("sess_A1", "leg_B2", "0b6f", "agent", "+4930", "pcon_C3", "+49,x=1")
     for args in (("sess_A1", "leg_B2", "0b6f", "agent", "+49 30", "pcon_C3"),
                  ("sess_A1}", "leg_B2", "0b6f", "agent", "+4930", "pcon_C3"),
                  ("sess_A1", "leg_B2", "0b6f", "agent", "+4930", "gw,x=1")):
