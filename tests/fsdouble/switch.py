@@ -1167,9 +1167,14 @@ class FreeSwitchDouble:
             return "-ERR Usage: sofia profile <name> [start|stop|restart|rescan|killgw <gw>]\n"
         name, action = args[1], args[2]
         if action == "start":
+            # cmd_profile runs config_sofia(SOFIA_CONFIG_RESCAN, name): on a running profile that
+            # is a rescan (new settings and gateways, same bindings), and it still succeeds.
             fresh = load_config(self.conf_dir, self._variables)
-            if name in self._running or name not in fresh.profiles:
+            if name not in fresh.profiles:
                 return f"Failure starting {name}\n"
+            if name in self._running:
+                self.config.profiles[name] = fresh.profiles[name]
+                return f"{name} started successfully\n"
             self.config.profiles[name] = self._running[name] = fresh.profiles[name]
             self._started[name] = time.monotonic()
             return f"{name} started successfully\n"
