@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-import subprocess
 
 from media_bridge.capabilities import apertium_mode, apertium_pairs
-from media_bridge.engines.base import EngineError, UnsupportedPairError
+from media_bridge.engines.base import UnsupportedPairError
+from media_bridge.engines.tool import run_tool
 
 TIMEOUT_S = 30.0
 # Marks Apertium leaves even with -u: '#' (generation gaps) and '@' (untranslated transfer).
@@ -20,17 +20,6 @@ class ApertiumTranslator:
     def translate(self, text: str, source: str, target: str) -> str:
         if not self.supports(source, target):
             raise UnsupportedPairError(f"Apertium has no {source}->{target} pair installed")
-        try:
-            out = subprocess.run(
-                ["apertium", "-u", apertium_mode(source, target)],
-                input=text,
-                capture_output=True,
-                text=True,
-                timeout=TIMEOUT_S,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise EngineError(f"apertium failed: {exc}") from exc
-        if out.returncode != 0:
-            raise EngineError(f"apertium exited with {out.returncode}: {out.stderr.strip()[:200]}")
-        return _MARKS.sub("", out.stdout).strip()
+        out = run_tool("apertium", ["apertium", "-u", apertium_mode(source, target)],
+                       text.encode("utf-8"), TIMEOUT_S)
+        return _MARKS.sub("", out.decode("utf-8", errors="replace")).strip()

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 
 from media_bridge.capabilities import piper_voice_language
 from media_bridge.engines.base import EngineError
+from media_bridge.engines.tool import run_tool
 
 TIMEOUT_S = 60.0
 
@@ -33,18 +33,7 @@ class PiperTTS:
     def synthesize(self, text: str, language: str) -> tuple[np.ndarray, int]:
         if language != self.language:
             raise EngineError(f"the Piper voice speaks {self.language!r}, not {language!r}")
-        try:
-            out = subprocess.run(
-                [self.exe, "--model", str(self.voice), "--output_raw"],
-                input=text.encode("utf-8"),
-                capture_output=True,
-                timeout=TIMEOUT_S,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise EngineError(f"piper failed: {exc}") from exc
-        if out.returncode != 0:
-            detail = out.stderr.decode(errors="replace")[:200]
-            raise EngineError(f"piper exited with {out.returncode}: {detail}")
-        data = out.stdout[: len(out.stdout) // 2 * 2]
+        raw = run_tool("piper", [self.exe, "--model", str(self.voice), "--output_raw"],
+                       text.encode("utf-8"), TIMEOUT_S)
+        data = raw[: len(raw) // 2 * 2]
         return np.frombuffer(data, dtype="<i2").astype(np.int16), self.sample_rate
