@@ -1,6 +1,6 @@
 """Which ESL commands a config change needs: a pure function of the old and new trees.
 
-Rules (DESIGN.md §4; replies in shared/fixtures/README.md):
+Rules (DESIGN.md §4; replies in tests/fixtures/freeswitch-1.10.12/README.md):
 - directory or dialplan changed → ``reloadxml``;
 - ACL lists changed → ``reloadacl`` (after ``reloadxml``, which it needs to see the new lists);
 - profile parameters or gateways changed → ``sofia profile P rescan``; a gateway that was

@@ -1,6 +1,6 @@
 """FreeSWITCH test double: a fake FreeSWITCH 1.10 + mod_audio_stream that speaks the real wire.
 
-Built from the traces of a real FreeSWITCH 1.10.12 (/work/shared/fixtures, summarised in
+Built from the traces of a real FreeSWITCH 1.10.12 (tests/fixtures/freeswitch-1.10.12, summarised in
 templates.json) so that code tested against it works against the real switch. Runs an asyncio
 loop in a background thread; the controller under test runs as a real subprocess.
 

@@ -1,4 +1,4 @@
-"""Reader for the captured FreeSWITCH ESL transcripts in ``/work/shared/fixtures/esl/*.log``.
+"""Reader for the captured FreeSWITCH ESL transcripts in ``tests/fixtures/freeswitch-1.10.12/esl/*.log``.
 
 Format (fixtures README "Formats"): a marker line ``<<< FS→controller N bytes @T s`` or
 ``>>> controller→FS N bytes @T s`` (``client`` instead of ``controller`` on inbound
