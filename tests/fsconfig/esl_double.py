@@ -1,8 +1,8 @@
 """A FreeSWITCH event-socket double for reload tests: real TCP socket, real ESL framing.
 
 Replies to the reload commands are the bytes captured from FreeSWITCH 1.10.12
-(tests/fixtures/freeswitch-1.10.12/esl/inbound-reload.log) when the fixtures are present; ``script`` overrides a
-command's reply (a list is consumed one reply per call, e.g. a refused restart, then OK).
+(tests/fixtures/freeswitch-1.10.12/esl/inbound-reload.log) when the fixtures are present;
+``script`` overrides a command's reply (a list is consumed one reply per call, e.g. a refused restart, then OK).
 """
 
 from __future__ import annotations
