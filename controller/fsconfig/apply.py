@@ -1,8 +1,9 @@
 """Sends a reload plan's commands over ESL and interprets FreeSWITCH's replies.
 
-Replies as captured from FreeSWITCH 1.10.12 (tests/fixtures/freeswitch-1.10.12/README.md,
-item 13): errors start with ``-ERR``; ``sofia profile P restart`` within a profile's first 10 s
-is refused in plain text ("must be up for at least 10 seconds … Please wait N seconds"), which we wait out and retry.
+Replies as captured from FreeSWITCH 1.10.12 (tests/fixtures/freeswitch-1.10.12/README.md, item
+13): errors start with ``-ERR``; ``sofia profile P restart`` within a profile's first 10 s is
+refused in plain text ("must be up for at least 10 seconds … Please wait N seconds"), which we
+wait out and retry.
 """
 
 from __future__ import annotations

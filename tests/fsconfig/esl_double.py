@@ -2,7 +2,8 @@
 
 Replies to the reload commands are the bytes captured from FreeSWITCH 1.10.12
 (tests/fixtures/freeswitch-1.10.12/esl/inbound-reload.log) when the fixtures are present;
-``script`` overrides a command's reply (a list is consumed one reply per call, e.g. a refused restart, then OK).
+``script`` overrides a command's reply (a list is consumed one reply per call, e.g. a refused
+restart, then OK).
 """
 
 from __future__ import annotations
