@@ -1,6 +1,7 @@
 """One running edge (api + controller + bridge subprocesses and a FreeSWITCH) shared by the
-rejection tests, once with the FreeSWITCH double and once with the real FreeSWITCH container of
-docker-compose.yml (skipped, with the reason, where no Docker engine or image is available).
+end-to-end tests, once with the FreeSWITCH double and once with a real FreeSWITCH 1.10.12: a local
+build named by KALLGLOT_FREESWITCH_PREFIX, or else the image of docker-compose.yml (skipped, with
+the reason, where neither is here; tests/e2e/real_switch.py).
 The demo flow test starts its own edge."""
 
 from __future__ import annotations
@@ -40,15 +41,27 @@ class Edge:
         doc = self.stack.api_ok("POST", "/v1/sessions", {"routing": {"type": "sip"}}, key=self.acme.key)
         return str(doc["id"])
 
-    def wait_session_status(self, session_id: str, status: str, timeout: float = 10.0) -> None:
+    def wait_session_status(self, session_id: str, status: str, timeout: float = 10.0,
+                            key: str | None = None) -> None:
         """The controller ends a session (and frees its slot) when its last leg's hangup arrives."""
         deadline = time.monotonic() + timeout
         while True:
-            doc = self.stack.api_ok("GET", f"/v1/sessions/{session_id}", key=self.acme.key)
+            doc = self.stack.api_ok("GET", f"/v1/sessions/{session_id}", key=key or self.acme.key)
             if doc["status"] == status:
                 return
             assert time.monotonic() < deadline, f"session {session_id} is {doc['status']}, not {status}"
             time.sleep(0.05)
+
+    def live_channels(self) -> int:
+        """Channels FreeSWITCH holds now (``show channels as json`` over inbound ESL)."""
+        import json
+
+        from controller.esl.inbound import InboundClient
+
+        with InboundClient.connect("127.0.0.1", self.stack.esl_port, self.stack.esl_password,
+                                   timeout=5) as esl:
+            reply = str(esl.api("show channels as json"))
+        return int(json.loads(reply).get("row_count", 0))
 
     def configure(self, **settings: object) -> dict[str, object]:
         """acme's SIP settings: the baseline, with ``settings`` on top, applied and reloaded."""
@@ -69,14 +82,11 @@ def _tenant(stack: DemoStack, org_id: str, key: str) -> Tenant:
 def edge(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
     factory = None
     if request.param == "freeswitch":
-        from tests.e2e.real_switch import DockerFreeSwitch, available
+        from tests.e2e.real_switch import available
 
-        client, why = available()
-        if client is None:
+        factory, why = available()
+        if factory is None:
             pytest.skip(f"real FreeSWITCH: {why}")
-
-        def factory(stack: DemoStack) -> DockerFreeSwitch:
-            return DockerFreeSwitch(client, stack)
 
     workdir: Path = tmp_path_factory.mktemp(f"edge-{request.param}")
     # The rejection tests need no translation: the passthrough engine starts at once.

@@ -1,9 +1,11 @@
 """A minimal SIP caller (UAC) for the real-FreeSWITCH end-to-end tests: one INVITE with an SDP
 offer, the 407 digest challenge answered like sipp does (qop=auth, MD5), ACK, BYE.
 
-Only what the rejection scenarios need: UDP or TLS (stream framing by Content-Length), no
-retransmissions (127.0.0.1), no RTP. Message layout follows the sipp traces captured against
-FreeSWITCH 1.10.12 (fixtures/sip/*.sip.log); the digest is checked against one of them.
+UDP, TCP or TLS (stream framing by Content-Length), no retransmissions (127.0.0.1); RTP when
+an ``RtpEndpoint`` (tests/e2e/rtp.py) is given: its port goes into the offer, and it starts
+towards the answer's address with the codec the answer chose. Message layout follows the sipp
+traces captured against FreeSWITCH 1.10.12 (fixtures/sip/*.sip.log); the digest is checked
+against one of them.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass, field
+
+from tests.e2e.rtp import RtpEndpoint
 
 PAYLOAD_TYPES = {"PCMU": "0", "PCMA": "8", "G722": "9", "OPUS": "96"}
 RTPMAP = {"PCMU": "PCMU/8000", "PCMA": "PCMA/8000", "G722": "G722/8000", "OPUS": "opus/48000/2"}
@@ -78,7 +82,21 @@ class CallResult:
     challenged: bool = False
     srtp: bool = False
     answer_sdp: str = ""
+    codec: str = ""  # the first audio codec of the answer (what both sides then use)
     error: str = ""
+
+
+def answer_media(sdp: str) -> tuple[tuple[str, int], str]:
+    """((address, port), codec) of the audio stream an SDP answer describes."""
+    host = re.search(r"(?m)^c=IN IP4 (\S+)", sdp)
+    media = re.search(r"(?m)^m=audio (\d+) \S+ (\d+)", sdp)
+    if not host or not media:
+        raise ValueError(f"no audio stream in the answer: {sdp!r}")
+    payload_type = media.group(2)
+    rtpmap = re.search(rf"(?m)^a=rtpmap:{payload_type} ([^/\s]+)", sdp)
+    codec = rtpmap.group(1).upper() if rtpmap else next(
+        (c for c, pt in PAYLOAD_TYPES.items() if pt == payload_type), payload_type)
+    return (host.group(1), int(media.group(1))), codec
 
 
 class SipTransport:
@@ -138,8 +156,10 @@ class SipCall:
 
     def __init__(self, server: tuple[str, int], destination: str, domain: str, *, user: str | None,
                  password: str | None, transport: str = "udp", codecs: tuple[str, ...] = ("PCMU", "PCMA"),
-                 crypto: bool = False, headers: dict[str, str] | None = None, timeout: float = 10.0) -> None:
+                 crypto: bool = False, headers: dict[str, str] | None = None, timeout: float = 10.0,
+                 rtp: RtpEndpoint | None = None) -> None:
         self.t = SipTransport(server, transport, timeout)
+        self.rtp = rtp
         self.uri = f"sip:{destination}@{domain}"
         self.domain = domain
         self.user, self.password = user, password
@@ -176,7 +196,7 @@ class SipCall:
         proto = "RTP/SAVP" if self.crypto else "RTP/AVP"
         pts = [PAYLOAD_TYPES[c] for c in self.codecs] + ["101"]
         lines = ["v=0", "o=kallglot 53655765 2353687637 IN IP4 127.0.0.1", "s=-", "c=IN IP4 127.0.0.1",
-                 "t=0 0", f"m=audio 16700 {proto} {' '.join(pts)}"]
+                 "t=0 0", f"m=audio {self.rtp.port if self.rtp else 16700} {proto} {' '.join(pts)}"]
         lines += [f"a=rtpmap:{PAYLOAD_TYPES[c]} {RTPMAP[c]}" for c in self.codecs]
         lines += ["a=rtpmap:101 telephone-event/8000", "a=fmtp:101 0-16", "a=ptime:20"]
         if self.crypto:
@@ -236,6 +256,12 @@ class SipCall:
             if final.status == 200:
                 result.answer_sdp = final.body.decode(errors="replace")
                 result.srtp = "RTP/SAVP" in result.answer_sdp and "a=crypto" in result.answer_sdp
+                if self.rtp is not None:
+                    remote, result.codec = answer_media(result.answer_sdp)
+                    self.rtp.start(remote, result.codec)
+                else:
+                    codec = re.search(r"(?m)^a=rtpmap:\d+ ([^/\s]+)", result.answer_sdp)
+                    result.codec = codec.group(1).upper() if codec else ""
                 contact = re.search(r"<([^>]+)>", final.header("Contact") or "")
                 self.remote_target = contact.group(1) if contact else self.uri
                 self.t.send(self._request("ACK", self.remote_target, secrets.token_hex(6), self.cseq, []))
@@ -249,7 +275,9 @@ class SipCall:
         except (OSError, TimeoutError, ConnectionError):
             return None
         finally:
-            self.t.close()
+            self.close()
 
     def close(self) -> None:
+        if self.rtp is not None:
+            self.rtp.stop()
         self.t.close()
