@@ -27,7 +27,7 @@ SIPP_COMMIT=369b3c187f0ff96f3ec9795650820e80cf17c776             # v3.7.7 (TLS; 
 SIPP_VERSION=v3.7.7
 
 # Only the modules freeswitch-conf/autoload_configs/modules.conf.xml loads
-# (tests/fsconfig/test_build_recipe.py keeps the two lists equal).
+# (tests/fsconfig/test_deploy_files.py keeps the two lists equal).
 FREESWITCH_MODULES=(
     loggers/mod_console
     loggers/mod_logfile

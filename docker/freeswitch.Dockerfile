@@ -1,39 +1,31 @@
 # syntax=docker/dockerfile:1.6
-# FreeSWITCH 1.10 from SignalWire's Debian 12 packages + mod_audio_stream from a pre-built .deb.
-# Nothing is compiled here. Prerequisites (docs/freeswitch-config.md):
-#   - a SignalWire Personal Access Token (free account) passed as the build secret
-#     `signalwire_token`; it is used for apt only and never stored in a layer;
-#   - MOD_AUDIO_STREAM_DEB_URL: a mod_audio_stream .deb built for Debian 12 against SignalWire's
-#     FreeSWITCH packages (amigniter/mod_audio_stream GitHub releases; check the licence of the
-#     build you pick).
+# FreeSWITCH 1.10.12 + mod_audio_stream (MIT edition) built from pinned upstream sources by
+# docker/build-freeswitch.sh, the same recipe a developer runs on a Debian 12 host. No token, no
+# prebuilt binary: the build stage fetches the pinned commits from GitHub. The first build takes
+# about 10-15 minutes on 2 cores (docs/real-freeswitch.md); later builds reuse the layer.
+
+FROM debian:bookworm-slim AS build
+COPY docker/build-freeswitch.sh /usr/local/bin/build-freeswitch.sh
+RUN set -eu; \
+    /usr/local/bin/build-freeswitch.sh --deps --no-sipp \
+        --prefix /opt/kallglot/freeswitch --work /tmp/freeswitch-build; \
+    # What the runtime image does not need: headers, static and libtool archives, the stock
+    # configuration (this project's tree is mounted), and the build trees.
+    cd /opt/kallglot/freeswitch; \
+    rm -rf include lib/*.a lib/*.la lib/freeswitch/mod/*.la lib/pkgconfig lib/cmake etc share/freeswitch/sounds; \
+    rm -rf /tmp/freeswitch-build
+
 FROM debian:bookworm-slim
 
-ARG MOD_AUDIO_STREAM_DEB_URL
 ARG KALLGLOT_UID=10001
 
-RUN --mount=type=secret,id=signalwire_token,required=true \
-    set -eu; \
-    test -n "${MOD_AUDIO_STREAM_DEB_URL}" || { echo "set --build-arg MOD_AUDIO_STREAM_DEB_URL" >&2; exit 1; }; \
+# The shared libraries the build linked against (ldd of freeswitch, fs_cli and every module).
+RUN set -eu; \
     apt-get update; \
-    apt-get install -y --no-install-recommends ca-certificates curl gnupg; \
-    token="$(cat /run/secrets/signalwire_token)"; \
-    curl -fsSL --user "signalwire:${token}" \
-        -o /usr/share/keyrings/signalwire-freeswitch-repo.gpg \
-        https://freeswitch.signalwire.com/repo/deb/debian-release/signalwire-freeswitch-repo.gpg; \
-    install -m 600 /dev/null /etc/apt/auth.conf.d/signalwire.conf; \
-    printf 'machine freeswitch.signalwire.com login signalwire password %s\n' "${token}" \
-        > /etc/apt/auth.conf.d/signalwire.conf; \
-    echo "deb [signed-by=/usr/share/keyrings/signalwire-freeswitch-repo.gpg] https://freeswitch.signalwire.com/repo/deb/debian-release/ bookworm main" \
-        > /etc/apt/sources.list.d/freeswitch.list; \
-    apt-get update; \
-    apt-get install -y --no-install-recommends \
-        freeswitch freeswitch-mod-console freeswitch-mod-logfile freeswitch-mod-event-socket \
-        freeswitch-mod-commands freeswitch-mod-sofia freeswitch-mod-dialplan-xml freeswitch-mod-dptools \
-        freeswitch-mod-opus freeswitch-mod-spandsp freeswitch-mod-sndfile freeswitch-mod-native-file; \
-    curl -fsSL -o /tmp/mod-audio-stream.deb "${MOD_AUDIO_STREAM_DEB_URL}"; \
-    apt-get install -y --no-install-recommends /tmp/mod-audio-stream.deb; \
-    rm -f /etc/apt/auth.conf.d/signalwire.conf /etc/apt/sources.list.d/freeswitch.list /tmp/mod-audio-stream.deb; \
-    apt-get purge -y --auto-remove gnupg; \
+    apt-get install -y --no-install-recommends ca-certificates \
+        libssl3 libcurl4 libpcre3 libspeex1 libspeexdsp1 libsqlite3-0 libedit2 \
+        libtiff6 libjpeg62-turbo libuuid1 zlib1g libopus0 libsndfile1 \
+        libevent-2.1-7 libevent-openssl-2.1-7 libevent-pthreads-2.1-7; \
     rm -rf /var/lib/apt/lists/*; \
     groupadd --gid "${KALLGLOT_UID}" kallglot; \
     useradd --uid "${KALLGLOT_UID}" --gid kallglot --no-create-home --shell /usr/sbin/nologin kallglot; \
@@ -43,6 +35,11 @@ RUN --mount=type=secret,id=signalwire_token,required=true \
     # and -temp (mod_audio_stream's ::play files) dirs under whatever uid runs the image:
     # tests/e2e/real_switch.py runs it as the invoking user so that it can read the 0600 secrets.
     chmod 1777 /var/lib/freeswitch/db /var/log/freeswitch /var/run/freeswitch /var/lib/freeswitch/temp
+
+COPY --from=build /opt/kallglot/freeswitch /opt/kallglot/freeswitch
+ENV PATH=/opt/kallglot/freeswitch/bin:$PATH
+# Fails the build if a shared library is missing from the list above.
+RUN freeswitch -version && ! ldd /opt/kallglot/freeswitch/bin/freeswitch /opt/kallglot/freeswitch/lib/freeswitch/mod/*.so | grep "not found"
 
 # The config (freeswitch-conf/ of this repository) is mounted here by docker-compose.yml;
 # the api container renders into the same volume. Both run as uid KALLGLOT_UID so that the
