@@ -91,7 +91,8 @@ checkout() {
     fi
     rm -rf "$dest"
     if [ -d "$repo" ]; then
-        git clone -q --shared --no-checkout "$repo" "$dest"
+        # safe.directory: a mirror owned by another user is still read (git refuses otherwise).
+        git -c safe.directory="$repo" clone -q --shared --no-checkout "$repo" "$dest"
     else
         git init -q "$dest"
         git -C "$dest" fetch -q --depth 1 "$repo" "$commit"

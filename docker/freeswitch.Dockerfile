@@ -2,7 +2,7 @@
 # FreeSWITCH 1.10.12 + mod_audio_stream (MIT edition) built from pinned upstream sources by
 # docker/build-freeswitch.sh, the same recipe a developer runs on a Debian 12 host. No token, no
 # prebuilt binary: the build stage fetches the pinned commits from GitHub. The first build takes
-# about 10-15 minutes on 2 cores (docs/real-freeswitch.md); later builds reuse the layer.
+# about 5-10 minutes on 2 cores (docs/real-freeswitch.md); later builds reuse the layer.
 
 FROM debian:bookworm-slim AS build
 COPY docker/build-freeswitch.sh /usr/local/bin/build-freeswitch.sh
