@@ -347,3 +347,41 @@ def test_srtp_forbidden_refuses_a_savp_offer(conf: Path) -> None:
         plain = fs.place_call("sess_31", user=USER, password=PASSWORD, crypto=False)
         assert plain.code == 200 and not plain.srtp
         plain.hangup()
+
+
+@pytest.mark.parametrize(("negotiation", "offer", "ours", "expected"), [
+    # generous (the profile default here): the first offered codec that we allow.
+    (None, ("PCMU", "PCMA"), "PCMA,PCMU", "PCMU"),
+    # greedy/scrooge: the offered codecs re-sorted in our order (switch_core_media.c greedy_sort).
+    ("greedy", ("PCMU", "PCMA"), "PCMA,PCMU", "PCMA"),
+    ("scrooge", ("G722", "PCMU", "PCMA"), "PCMA,PCMU", "PCMA"),
+    ("GREEDY", ("PCMU",), "PCMA,PCMU", "PCMU"),
+    ("generous", ("PCMU", "PCMA"), "PCMA,PCMU", "PCMU"),
+])
+def test_codec_negotiation_modes(conf: Path, negotiation: str | None, offer: tuple[str, ...], ours: str,
+                                 expected: str) -> None:
+    def handle(call: OutboundCall) -> None:
+        call.myevents()
+        if negotiation:  # the channel variable overrides the profile's inbound-codec-negotiation
+            call.set_var("rtp_codec_negotiation", negotiation)
+        call.set_var("absolute_codec_string", ours)
+        call.execute_wait("answer")
+        call.wait_hangup(10)
+
+    with run_with(conf, handle) as (fs, _ctl):
+        out = fs.place_call("sess_30", user=USER, password=PASSWORD, codecs=offer)
+        assert (out.code, out.codec) == (200, expected)
+        out.hangup()
+
+
+def test_greedy_still_refuses_an_offer_without_our_codecs(conf: Path) -> None:
+    def handle(call: OutboundCall) -> None:
+        call.myevents()
+        call.set_var("rtp_codec_negotiation", "greedy")
+        call.set_var("absolute_codec_string", "PCMU")
+        call.execute("answer")
+        call.wait_hangup(10)
+
+    with run_with(conf, handle) as (fs, _ctl):
+        out = fs.place_call("sess_31", user=USER, password=PASSWORD, codecs=("PCMA",))
+        assert (out.code, out.hangup_cause) == (488, "INCOMPATIBLE_DESTINATION")

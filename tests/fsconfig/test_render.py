@@ -73,6 +73,8 @@ def test_profile_binds_only_the_needed_transports(store: Store, settings: Settin
     assert p["auth-calls"] == "true" and p["inbound-late-negotiation"] == "true"
     assert p["challenge-realm"] == SIP_DOMAIN
     assert p["inbound-codec-prefs"] == "OPUS,G722,PCMA"  # union, in the stable order
+    # The organization's order wins over the caller's (with absolute_codec_string per call).
+    assert p["inbound-codec-negotiation"] == "greedy"
     assert "apply-inbound-acl" not in p
     assert cfg.transports == ("tls",)
 

@@ -721,9 +721,15 @@ class FreeSwitchDouble:
             or ch.variables.get("rtp_use_codec_string", "PCMU,PCMA")
         ours = [c.split("@")[0].strip().upper() for c in ours_raw.split(",") if c.strip()]
         offer = list(spec.codecs)
+        # switch_core_media_negotiate_sdp: matches are gathered in the offer's order; "greedy"
+        # (and "scrooge") then re-sort them in our order (greedy_sort over the codec list built
+        # from absolute_codec_string). The profile's inbound-codec-negotiation sets the default
+        # (sofia.c: anything but greedy/scrooge is generous); rtp_codec_negotiation overrides it.
         profile = self.config.profiles.get(ch.variables.get("sofia_profile_name", ""))
-        generous = profile is None or profile.param("inbound-codec-negotiation", "generous") == "generous"
-        order = [c for c in offer if c in ours] if generous else [c for c in ours if c in offer]
+        mode = profile.param("inbound-codec-negotiation", "generous").lower() if profile else "generous"
+        mode = ch.variables.get("rtp_codec_negotiation", mode).lower() or mode
+        greedy = mode in ("greedy", "scrooge")
+        order = [c for c in ours if c in offer] if greedy else [c for c in offer if c in ours]
         return (order[0] if order else None), srtp
 
     def _media_ip(self, ch: Channel) -> str:
