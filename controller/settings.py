@@ -15,6 +15,31 @@ class SettingsError(ValueError):
     """A configuration value that cannot be used; the message names the variable."""
 
 
+def _env_float(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+
+
+# Transports the SIP profile can bind, in the order they are reported.
+SIP_TRANSPORTS: tuple[str, ...] = ("udp", "tcp", "tls")
+
+
+def parse_sip_transports(raw: str) -> tuple[str, ...]:
+    """``KALLGLOT_SIP_TRANSPORTS`` ("udp,tcp,tls", any order) → the transports, in SIP_TRANSPORTS
+    order; raises SettingsError naming the variable for an empty list or an unknown word."""
+    words = [w.strip().lower() for w in raw.split(",") if w.strip()]
+    unknown = [w for w in words if w not in SIP_TRANSPORTS]
+    if unknown or not words:
+        raise SettingsError(
+            f"KALLGLOT_SIP_TRANSPORTS must list one or more of {', '.join(SIP_TRANSPORTS)}, got {raw!r}")
+    return tuple(t for t in SIP_TRANSPORTS if t in words)
+
+
 def _env_int(env: dict[str, str], name: str, default: int) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -46,6 +71,11 @@ class Settings:
     fs_conf_dir: Path = Path("freeswitch-conf")
     sip_profile: str = "kallglot"
     tls_cert_dir: str = "/etc/freeswitch/tls"
+    # Transports the SIP profile binds for the whole install (install-wide, never per tenant:
+    # changing what is bound restarts the shared profile, which ends every live call on it).
+    sip_transports: str = "udp,tcp,tls"
+    # How long a reload waits for a (re)started sofia profile to run with all its transports.
+    profile_ready_timeout_s: float = 20.0
     rtp_start_port: int = 16384
     rtp_end_port: int = 16484
     log_level: str = "INFO"
@@ -65,6 +95,8 @@ class Settings:
                 values[f.name] = default if raw in (None, "") else raw.lower() in ("1", "true", "yes")
             elif isinstance(default, int):
                 values[f.name] = _env_int(env, name, default)
+            elif isinstance(default, float):
+                values[f.name] = _env_float(env, name, default)
             elif isinstance(default, Path):
                 values[f.name] = Path(raw) if raw else default
             else:
@@ -90,3 +122,6 @@ class Settings:
             raise SettingsError("KALLGLOT_BRIDGE_URL must start with ws:// or wss://")
         if self.rtp_start_port > self.rtp_end_port:
             raise SettingsError("KALLGLOT_RTP_START_PORT must not exceed KALLGLOT_RTP_END_PORT")
+        parse_sip_transports(self.sip_transports)
+        if not 0 < self.profile_ready_timeout_s <= 600:
+            raise SettingsError("KALLGLOT_PROFILE_READY_TIMEOUT_S must be more than 0 and at most 600 (s)")

@@ -42,10 +42,11 @@ class ReloadCommandError(Exception):
     (``reply`` is None). ``done`` lists the commands that had succeeded before."""
 
     def __init__(
-        self, command: str, reply: str | None, done: Sequence[CommandResult], detail: str = ""
+        self, command: str, reply: str | None, done: Sequence[CommandResult], detail: str = "",
+        message: str | None = None,
     ) -> None:
         what = reply.strip() if reply is not None else (detail or "FreeSWITCH unreachable")
-        super().__init__(f"{command}: {what}")
+        super().__init__(message or f"{command}: {what}")
         self.command = command
         self.reply = reply
         self.detail = detail
@@ -56,6 +57,17 @@ class ReloadCommandError(Exception):
 class ApplyResult:
     results: list[CommandResult] = field(default_factory=list)
     restart_waits: list[float] = field(default_factory=list)
+    # Profiles a successful start/restart is (re)building: they answer at once but serve only
+    # a moment later (see ready.py), so the reload waits for them before it reports success.
+    rebuilt: list[str] = field(default_factory=list)
+
+
+def rebuilt_profile(command: str) -> str | None:
+    """The profile ``sofia profile P start|restart`` (re)builds, else None."""
+    parts = command.split(" ")
+    if len(parts) == 4 and parts[:2] == ["sofia", "profile"] and parts[3] in ("start", "restart"):
+        return parts[2]
+    return None
 
 
 def is_error_reply(command: str, reply: str) -> bool:
@@ -138,6 +150,9 @@ def apply_commands(
         if is_error_reply(command, reply):
             raise ReloadCommandError(command, reply, out.results)
         out.results.append(CommandResult(command, reply.strip()))
+        profile = rebuilt_profile(command)
+        if profile is not None and profile not in out.rebuilt:
+            out.rebuilt.append(profile)
         if fell_back and command.endswith((" start", " restart")):
             break  # the profile was (re)built from the new XML: later sofia commands are moot
     return out

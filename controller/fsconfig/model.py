@@ -225,19 +225,14 @@ class ConfigInput:
     gateways: tuple[Gateway, ...] = ()
     provider_cidrs: tuple[str, ...] = ()
     numbers: tuple[ManagedNumber, ...] = ()
+    # Transports the profile binds: the install's KALLGLOT_SIP_TRANSPORTS, never derived from
+    # tenants, so that no organization's change can need a profile restart (which would end every
+    # organization's calls). Which transport an organization may use is checked per call (403).
+    transports: tuple[str, ...] = TRANSPORTS
     skipped: tuple[str, ...] = ()  # org ids that are SIP-enabled but have no credentials yet
     rejected: tuple[Rejection, ...] = ()  # records left out because a field failed validation
 
     PROVIDER_ACL = "kallglot_providers"
-
-    @property
-    def transports(self) -> tuple[str, ...]:
-        """Transports to bind: the union of the organizations' lists, plus UDP/TCP for trunks."""
-        wanted = {t for org in self.orgs for t in org.allowed_transports}
-        if self.provider_cidrs or self.gateways or not wanted:
-            # Provider trunks (and an install with nothing enabled yet) use plain SIP.
-            wanted |= {"udp", "tcp"}
-        return tuple(t for t in TRANSPORTS if t in wanted)
 
     @property
     def codecs(self) -> tuple[str, ...]:

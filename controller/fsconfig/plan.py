@@ -7,7 +7,9 @@ Rules (DESIGN.md §4; replies in tests/fixtures/freeswitch-1.10.12/README.md):
   removed or changed is first dropped with ``killgw`` (rescan only adds gateways it does not
   already run, so a changed gateway is re-created from the new XML that way);
 - bind ports, transports or TLS changed → ``sofia profile P restart`` (which re-reads the XML and
-  rebuilds every gateway, so it replaces killgw/rescan);
+  rebuilds every gateway, so it replaces killgw/rescan). A restart ends every call on the shared
+  profile, so only install-wide settings feed those parameters (KALLGLOT_SIP_TRANSPORTS,
+  KALLGLOT_TLS_CERT_DIR, the FreeSWITCH IP/port variables); no tenant's change can cause one;
 - no applied tree before (first render) → ``sofia profile P restart`` (→ ``start`` when the
   profile does not run; see plan_reload).
 """
@@ -23,15 +25,14 @@ from dataclasses import dataclass, field
 from controller.fsconfig.render import RenderedFile
 from controller.fsconfig.validate import RenderValidationError, parse_tree
 
-# Profile settings that only take effect when the profile rebinds its sockets.
+# Profile settings that only take effect when the profile rebinds its sockets. All of them are
+# install-wide. ``apply-inbound-acl`` is not one: a rescan re-reads it (sofia.c config_sofia
+# resets acl_count before parsing a running profile's settings), and it is always rendered with
+# the same list name anyway.
 RESTART_PARAMS = frozenset({
     "sip-ip", "rtp-ip", "ext-sip-ip", "ext-rtp-ip", "sip-port", "bind-params",
     "tls", "tls-only", "tls-sip-port", "tls-bind-params", "tls-cert-dir", "tls-version",
     "tls-ciphers", "tls-passphrase", "tls-verify-policy",
-    # sofia appends ACL names to a fixed array on every parse: a rescan cannot remove one. The
-    # name is constant (kallglot_providers), so this restarts only when the first provider
-    # address appears or the last one goes; changes to the list's contents are a reloadacl.
-    "apply-inbound-acl",
 })
 _VAR_REF = re.compile(r"\$\$\{([A-Za-z0-9_]+)\}", re.ASCII)
 

@@ -3,10 +3,12 @@
 Reload flow (all under the conf dir's lock): render and validate in memory (a bad setting
 fails here, nothing written) → diff against the generation FreeSWITCH last applied → connect
 to ESL (unreachable: stop here, nothing touched) → write the new generation and swap the
-``rendered`` link → send the planned commands. If FreeSWITCH refuses a command or the
-connection drops, the link goes back to the previous generation, the commands that had already
-succeeded are replayed (best effort) so FreeSWITCH re-reads the old files, and a ReloadError
-carries FreeSWITCH's reply.
+``rendered`` link → send the planned commands → after a profile start/restart, wait until the
+profile runs with every transport it should bind (ready.py). If FreeSWITCH refuses a command,
+the connection drops or the profile does not come up in time, the link goes back to the
+previous generation, the commands that had already succeeded are replayed (best effort) so
+FreeSWITCH re-reads the old files (and a profile that did not come up is started from them),
+and a ReloadError carries FreeSWITCH's reply.
 """
 
 from __future__ import annotations
@@ -20,14 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from controller.fsconfig.apply import (
-    ApplyResult,
     CommandResult,
     EslApi,
     ReloadCommandError,
     apply_commands,
 )
 from controller.fsconfig.model import ConfigInput, Rejection
-from controller.fsconfig.plan import ReloadPlan, plan_reload, snapshot
+from controller.fsconfig.plan import ConfigSnapshot, ReloadPlan, plan_reload, snapshot
+from controller.fsconfig.ready import ProfileNotReadyError, expected_transports, wait_profile_ready
 from controller.fsconfig.render import RenderedTree, render_files
 from controller.fsconfig.source import load_config_input
 from controller.fsconfig.tree import LiveTree, applied_generation, mark_applied, read_files, write_out
@@ -50,21 +52,25 @@ class ReloadError(Exception):
     or never touched when FreeSWITCH could not be reached)."""
 
     def __init__(self, message: str, command: str, reply: str | None, done: list[CommandResult],
-                 restore: list[CommandResult]) -> None:
+                 restore: list[CommandResult], profile_ready_ms: int | None = None) -> None:
         super().__init__(message)
         self.command = command
         self.reply = reply
         self.done = done
         self.restore = restore
+        self.profile_ready_ms = profile_ready_ms  # how long we waited for a profile that never came
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "command": self.command,
             "reply": self.reply,
             "commands": [r.as_dict() for r in self.done],
             "rolled_back": True,
             "restore_commands": [r.as_dict() for r in self.restore],
         }
+        if self.profile_ready_ms is not None:
+            out["profile_ready_ms"] = self.profile_ready_ms
+        return out
 
 
 @dataclass
@@ -74,6 +80,9 @@ class ReloadOutcome:
     restarted: bool = False
     restart_waits: list[float] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
+    # After a profile start/restart: how long until it served, and what it binds (else None).
+    profile_ready_ms: int | None = None
+    profile_transports: list[str] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -81,6 +90,8 @@ class ReloadOutcome:
             "commands": [r.as_dict() for r in self.commands],
             "restarted": self.restarted,
             "restart_waits_s": self.restart_waits,
+            "profile_ready_ms": self.profile_ready_ms,
+            "profile_transports": self.profile_transports,
             "rejected": [r.as_dict() for r in self.rejected],
         }
 
@@ -93,7 +104,7 @@ def render_summary(cfg: ConfigInput, files: RenderedTree) -> dict[str, Any]:
         "transports": list(cfg.transports),
         "codecs": list(cfg.codecs),
         "users": len(cfg.orgs),
-        "acl_lists": sum(1 for o in cfg.orgs if o.acl_name) + (1 if cfg.provider_cidrs else 0),
+        "acl_lists": sum(1 for o in cfg.orgs if o.acl_name) + 1,  # + kallglot_providers, always
         "gateways": [g.name for g in cfg.gateways],
         "numbers": len(cfg.numbers),
         "skipped_orgs_without_credentials": list(cfg.skipped),
@@ -182,27 +193,46 @@ class FsConfigService:
             rejected = list(cfg.rejected)
             previous = self.tree.current()
             base = applied_generation(self.tree) or previous
-            plan = plan_reload(snapshot(read_files(base) if base else {}), snapshot(files))
+            new = snapshot(files)
+            plan = plan_reload(snapshot(read_files(base) if base else {}), new)
             if not plan.files_changed:
                 return ReloadOutcome(rejected=rejected)
+            outcome = ReloadOutcome(list(plan.files_changed), restarted=plan.restart, rejected=rejected)
             with self._connection(plan) as esl:
                 # Connected before anything is swapped: an unreachable FreeSWITCH changes nothing.
                 generation = self.tree.stage(files)
                 self.tree.point_to(generation)
                 try:
-                    result = apply_commands(esl, plan.commands, sleep=self.sleep) if esl else ApplyResult()
+                    if esl is not None:
+                        self._apply(esl, plan, new, outcome)
                 except ReloadCommandError as exc:
                     restore = self._roll_back(esl, previous, generation, exc)
                     log.error("FreeSWITCH reload failed at %r (%s); rolled back", exc.command,
                               exc.reply.strip() if exc.reply is not None else exc.detail)
-                    raise ReloadError(str(exc), exc.command, exc.reply, exc.done, restore) from exc
+                    waited = exc.waited_ms if isinstance(exc, ProfileNotReadyError) else None
+                    raise ReloadError(str(exc), exc.command, exc.reply, exc.done, restore, waited) from exc
             mark_applied(self.tree, generation)
             self.tree.prune({p for p in (generation, previous) if p})
-        outcome = ReloadOutcome(list(plan.files_changed), result.results, plan.restart, result.restart_waits,
-                                rejected)
-        log.info("FreeSWITCH reloaded: %d file(s) changed, commands %s",
-                 len(outcome.files_changed), [r.command for r in outcome.commands])
+        ready = outcome.profile_ready_ms
+        log.info("FreeSWITCH reloaded: %d file(s) changed, commands %s%s",
+                 len(outcome.files_changed), [r.command for r in outcome.commands],
+                 "" if ready is None else f", profile serving again after {ready} ms")
         return outcome
+
+    def _apply(self, esl: EslApi, plan: ReloadPlan, new: ConfigSnapshot, outcome: ReloadOutcome) -> None:
+        """Send the plan; after a profile (re)start, wait until it serves (ReloadCommandError
+        when FreeSWITCH refuses, or ProfileNotReadyError when the profile does not come up)."""
+        result = apply_commands(esl, plan.commands, sleep=self.sleep)
+        outcome.commands, outcome.restart_waits = result.results, result.restart_waits
+        if not result.rebuilt or new.profile is None:
+            return
+        # "restart"/"start" answer before the profile binds again: without this wait a reload
+        # reported success while INVITEs still got 503 or nothing (observed ~2 s on 1.10.12).
+        waited, status = wait_profile_ready(
+            esl, new.profile, expected_transports(new.profile_params),
+            self.settings.profile_ready_timeout_s, result.results)
+        outcome.profile_ready_ms = round(waited * 1000)
+        outcome.profile_transports = sorted(status.transports)
 
     @contextmanager
     def _connection(self, plan: ReloadPlan) -> Iterator[EslApi | None]:
@@ -236,6 +266,10 @@ class FsConfigService:
             self.tree.link.unlink(missing_ok=True)
         self.tree.discard(generation)
         replay = [r.command for r in exc.done if r.command in _IDEMPOTENT or r.command.endswith(" rescan")]
+        if isinstance(exc, ProfileNotReadyError) and previous is not None:
+            # The profile is down (or bound to something else): bring it back from the restored
+            # files. On a running profile "start" is only a rescan, so this is safe either way.
+            replay.append(f"sofia profile {exc.profile} start")
         if esl is None or exc.reply is None or not replay:
             return []
         try:

@@ -26,7 +26,7 @@ from controller.fsconfig.model import (
     check_sip_user,
     check_subset,
 )
-from controller.settings import Settings
+from controller.settings import Settings, SettingsError, parse_sip_transports
 from controller.store import Store
 
 _PROFILE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$", re.ASCII)
@@ -177,8 +177,14 @@ def build_config_input(
     tls_dir = settings.tls_cert_dir
     if not tls_dir.startswith("/") or any(ch in tls_dir for ch in "\"'<>&$\n\r\t"):
         raise ConfigInputError("KALLGLOT_TLS_CERT_DIR", "must be an absolute path without quotes or $")
+    try:
+        bound = parse_sip_transports(settings.sip_transports)
+    except SettingsError as exc:
+        name = "KALLGLOT_SIP_TRANSPORTS"
+        raise ConfigInputError(name, str(exc).removeprefix(name + " ")) from None
     return ConfigInput(
         sip_domain=check_host(settings.sip_domain, "KALLGLOT_SIP_DOMAIN"),
+        transports=tuple(t for t in TRANSPORTS if t in bound),
         profile=settings.sip_profile,
         controller_address=settings.controller_address,
         tls_cert_dir=tls_dir,

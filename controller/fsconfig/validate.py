@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from controller.fsconfig.model import ConfigInput
 from controller.fsconfig.render import RenderedFile
 
 _ACL_NAME = re.compile(r"^[A-Za-z0-9_]{1,128}$", re.ASCII)
@@ -83,7 +84,10 @@ def _check_acl(tree: ParsedTree, problems: list[str]) -> None:
         if lst.get("default") != "deny":
             problems.append(f"acl.xml: list {name!r} must default to deny")
         nodes = lst.findall("node")
-        if not nodes:
+        # The provider list may be empty (no provider address yet: it allows nobody, as
+        # switch_network_list_validate_ip_port_token returns the list's default); an
+        # organization's list exists only for a non-empty allowlist.
+        if not nodes and name != ConfigInput.PROVIDER_ACL:
             problems.append(f"acl.xml: list {name!r} is empty")
         for node in nodes:
             try:
@@ -124,8 +128,9 @@ def _check_profile(tree: ParsedTree, problems: list[str]) -> None:
     for dup in sorted({n for n in names if names.count(n) > 1}):
         problems.append(f"sip_profile.xml: param {dup!r} is set twice")
     acl_name = dict(params).get("apply-inbound-acl")
-    if acl_name is not None and not tree.acl_lists.get(acl_name):
-        problems.append(f"sip_profile.xml: apply-inbound-acl {acl_name!r} names no non-empty ACL list")
+    if acl_name is not None and acl_name not in tree.acl_lists:
+        # A name FreeSWITCH does not know also denies, but silently: catch the typo here.
+        problems.append(f"sip_profile.xml: apply-inbound-acl {acl_name!r} names no ACL list")
 
 
 def _check_gateways(tree: ParsedTree, problems: list[str]) -> None:

@@ -282,18 +282,31 @@ def test_audio_stream_argument_handling_follows_the_module(conf: Path) -> None:
     assert replies["no_stream_stop"] == replies["unknown_uuid"] == "-ERR Operation Failed\n"
 
 
+def _wait_listed(fs: FreeSwitchDouble, profile: str = "kallglot", timeout: float = 5.0) -> float:
+    """Seconds until `sofia status profile P` stops answering "Invalid Profile!"."""
+    start = time.monotonic()
+    while fs.api_sync(f"sofia status profile {profile}") == "Invalid Profile!\n":
+        assert time.monotonic() - start < timeout, "profile never came back"
+        time.sleep(0.02)
+    return time.monotonic() - start
+
+
 def test_sofia_profile_lifecycle_and_rebinding(conf: Path, tmp_path: Path) -> None:
-    with FreeSwitchDouble(conf) as fs:
+    with FreeSwitchDouble(conf, profile_start_delay=0.3) as fs:
         api = fs.api_sync
-        # On a running profile `start` is a rescan (config_sofia(SOFIA_CONFIG_RESCAN)) and succeeds.
-        assert api("sofia profile kallglot start") == "kallglot started successfully\n"
+        # cmd_profile "start" reloads the XML first, whatever the profile's state; on a running
+        # profile it is then a rescan (config_sofia(SOFIA_CONFIG_RESCAN)) and succeeds at once.
+        assert api("sofia profile kallglot start") == "Reload XML [Success]\nkallglot started successfully\n"
+        assert api("sofia status profile kallglot") != "Invalid Profile!\n"
         assert api("sofia profile kallglot stop").startswith(
             "Profile kallglot must be up for at least 10 seconds to stop/restart.\nPlease wait ")
         fs.set_profile_uptime(12)
-        assert api("sofia profile kallglot stop") == "stopping: kallglot"
+        assert api("sofia profile kallglot stop") == "Reload XML [Success]\nstopping: kallglot"
         assert fs.place_call("sess_20", user=USER, password=PASSWORD).transport_error is not None
         assert api("sofia profile kallglot rescan") == "Invalid Profile [kallglot]"
-        assert api("sofia profile kallglot start") == "kallglot started successfully\n"
+        assert api("sofia status profile kallglot") == "Invalid Profile!\n"
+        assert api("sofia profile kallglot start") == "Reload XML [Success]\nkallglot started successfully\n"
+        assert _wait_listed(fs) >= 0.2  # the profile thread binds after "start" answered
         # No controller listens: the socket fails, the dialplan ends, NORMAL_CLEARING → 480.
         assert fs.place_call("sess_20", user=USER, password=PASSWORD, transport="tls").code == 480
         # TLS switched off in the XML: a rescan keeps the bound TLS port, a restart drops it.
@@ -301,10 +314,28 @@ def test_sofia_profile_lifecycle_and_rebinding(conf: Path, tmp_path: Path) -> No
         fs.set_profile_uptime(12)
         assert api("sofia profile kallglot rescan") == "Reload XML [Success]\n+OK scan complete\n"
         assert fs.place_call("sess_21", user=USER, password=PASSWORD, transport="tls").transport_error is None
+        assert "TLS-BIND-URL" in api("sofia status profile kallglot")
         assert api("sofia profile kallglot restart") == "Reload XML [Success]\nrestarting: kallglot"
+        # Until the new profile runs: not listed, and INVITEs are refused before any auth.
+        assert api("sofia status profile kallglot") == "Invalid Profile!\n"
+        assert "0 profiles 0 aliases" in api("sofia status")
+        busy = fs.place_call("sess_21", user=USER, password=PASSWORD, transport="udp")
+        assert (busy.code, busy.reason, busy.headers, busy.challenged) == (
+            503, "Maximum Calls In Progress", {"Retry-After": "300"}, False)
+        _wait_listed(fs)
+        status = api("sofia status profile kallglot")
+        assert "TLS-BIND-URL" not in status
+        assert "BIND-URL         \tsip:mod_sofia@127.0.0.1:5060;transport=udp,tcp\n" in status
         refused = fs.place_call("sess_21", user=USER, password=PASSWORD, transport="tls")
         assert (refused.code, refused.transport_error) == (None, "connection refused")
         assert fs.place_call("sess_21", user=USER, password=PASSWORD, transport="udp").code is not None
+
+
+def test_sofia_status_table_is_the_captured_one(conf: Path) -> None:
+    from tests.fsdouble.channel import TEMPLATES
+
+    with FreeSwitchDouble(conf) as fs:  # the sample profile: UDP/TCP 5060 and TLS 5061 on 127.0.0.1
+        assert fs.api_sync("sofia status") == TEMPLATES["sofia_status"]
 
 
 def test_hangup_before_and_after_answer_as_sofia_sends_it(conf: Path) -> None:

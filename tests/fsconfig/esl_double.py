@@ -4,16 +4,23 @@ Replies to the reload commands are the bytes captured from FreeSWITCH 1.10.12
 (tests/fixtures/freeswitch-1.10.12/esl/inbound-reload.log) when the fixtures are present;
 ``script`` overrides a command's reply (a list is consumed one reply per call, e.g. a refused
 restart, then OK).
+
+Like FreeSWITCH, a profile that a ``start``/``restart`` (re)builds answers at once but is absent
+from ``sofia status profile kallglot`` ("Invalid Profile!") for ``profile_start_delay`` seconds;
+then it lists the transports of the rendered profile in ``conf_dir`` (else ``transports``).
 """
 
 from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tests.conftest import FIXTURES_DIR
+from tests.fsdouble.config import Profile, load_config
+from tests.fsdouble.sofia_status import INVALID_PROFILE, profile_status
 
 RELOAD_LOG = FIXTURES_DIR / "esl" / "inbound-reload.log"
 
@@ -47,9 +54,9 @@ def default_replies() -> dict[str, list[str]]:
         "reloadacl": ["+OK acl reloaded\n"],
         "sofia profile kallglot rescan": ["Reload XML [Success]\n+OK scan complete\n"],
         "sofia profile kallglot restart": ["Reload XML [Success]\nrestarting: kallglot"],
-        # mod_sofia.c cmd_profile: "%s started successfully\n" (no "Reload XML" line without the
-        # "reloadxml" argument); not in the capture.
-        "sofia profile kallglot start": ["kallglot started successfully\n"],
+        # mod_sofia.c 1.10.12 cmd_profile: "start" always reloads the XML first, then
+        # "%s started successfully\n"; not in the capture.
+        "sofia profile kallglot start": ["Reload XML [Success]\nkallglot started successfully\n"],
     }
     if RELOAD_LOG.exists():
         captured = captured_replies()
@@ -64,12 +71,20 @@ class EslDouble:
     """``with EslDouble(password) as fs: … fs.port … fs.commands``"""
 
     def __init__(self, password: str = "ClueCon",
-                 script: dict[str, str | list[str] | Callable[[str], str]] | None = None) -> None:
+                 script: dict[str, str | list[str] | Callable[[str], str]] | None = None,
+                 *, profile_start_delay: float = 0.2, conf_dir: Path | None = None,
+                 transports: Sequence[str] = ("udp", "tcp", "tls")) -> None:
         self.password = password
         self.script = dict(script or {})
         self.defaults = default_replies()
         self.commands: list[str] = []  # api commands received, in order
         self.connections = 0
+        self.profile_start_delay = profile_start_delay
+        self.conf_dir = conf_dir
+        self.transports = tuple(transports)
+        self.profile_running = True  # as when FreeSWITCH started with a tree
+        self._listed_at = 0.0  # monotonic time from which the profile is listed again
+        self._bound: Profile | None = None  # the profile's settings as last (re)started
         self._sock = socket.create_server(("127.0.0.1", 0))
         self.port = self._sock.getsockname()[1]
         self._stop = threading.Event()
@@ -84,7 +99,21 @@ class EslDouble:
         self._sock.close()
         self._thread.join(timeout=5)
 
+    @property
+    def changes(self) -> list[str]:
+        """The api commands received, without the read-only ``sofia status`` polls."""
+        return [c for c in self.commands if not c.startswith("sofia status")]
+
+    @property
+    def status_polls(self) -> int:
+        return sum(1 for c in self.commands if c.startswith("sofia status"))
+
     def reply_for(self, cmd: str) -> str:
+        reply = self._scripted_or_default(cmd)
+        self._track_profile(cmd, reply)
+        return reply
+
+    def _scripted_or_default(self, cmd: str) -> str:
         entry = self.script.get(cmd)
         if callable(entry):
             return entry(cmd)
@@ -92,11 +121,46 @@ class EslDouble:
             return entry.pop(0) if len(entry) > 1 else entry[0]
         if isinstance(entry, str):
             return entry
+        if cmd == "sofia status profile kallglot":
+            return self._status()
         if " killgw " in cmd:
             return "+OK gateway marked for deletion.\n"
         if cmd in self.defaults:
             return self.defaults[cmd][0]
         return f"-ERR {cmd.split(' ')[0]} Command not found!\n"
+
+    def _track_profile(self, cmd: str, reply: str) -> None:
+        """What the reply says about the profile: (re)starting, stopped, not running."""
+        if not cmd.startswith("sofia profile kallglot "):
+            return
+        if "Invalid Profile" in reply or "stopping:" in reply:
+            self.profile_running = False
+        elif "restarting:" in reply or ("started successfully" in reply and not self.profile_running):
+            # The profile thread re-reads the XML and binds a moment after the reply.
+            self.profile_running = True
+            self._bound = self._rendered_profile()
+            self._listed_at = time.monotonic() + self.profile_start_delay
+
+    def _rendered_profile(self) -> Profile:
+        if self.conf_dir is not None and (self.conf_dir / "rendered").exists():
+            profiles = load_config(self.conf_dir / "rendered").profiles
+            if "kallglot" in profiles:
+                return profiles["kallglot"]
+        plain = [t for t in ("udp", "tcp") if t in self.transports]
+        return Profile("kallglot", {
+            "sip-ip": "127.0.0.1", "ext-sip-ip": "127.0.0.1", "sip-port": "5060",
+            "bind-params": f"transport={plain[0]}" if len(plain) == 1 else "",
+            "tls": "true" if "tls" in self.transports else "false",
+            "tls-only": "false" if plain else "true", "tls-sip-port": "5061",
+            "tls-bind-params": "transport=tls", "context": "kallglot"})
+
+    def _status(self) -> str:
+        """``sofia status profile kallglot`` (mod_sofia.c cmd_status)."""
+        if not self.profile_running or time.monotonic() < self._listed_at:
+            return INVALID_PROFILE
+        if self._bound is None:
+            self._bound = self._rendered_profile()
+        return profile_status(self._bound)
 
     def _serve(self) -> None:
         self._sock.settimeout(0.2)

@@ -108,10 +108,13 @@ def test_reload_reports_files_and_commands(env: Env) -> None:
         {"command": "sofia profile kallglot restart", "reply": "Reload XML [Success]\nrestarting: kallglot"},
     ]
     assert body["restarted"] is True and "directory.xml" in body["files_changed"]
+    # The answer came once the restarted profile served again (the double keeps it away 0.2 s).
+    assert body["profile_ready_ms"] >= 150 and body["profile_transports"] == ["tcp", "tls", "udp"]
     update_sip(env.store, org, allowed_codecs=["PCMU"])
     body = env.server.post("/admin/reload").json()
     assert [c["command"] for c in body["commands"]] == ["sofia profile kallglot rescan"]
     assert body["files_changed"] == ["sip_profile.xml"] and body["restarted"] is False
+    assert body["profile_ready_ms"] is None and body["profile_transports"] is None
 
 
 def test_freeswitch_error_is_502_with_its_reply(env: Env) -> None:
@@ -164,7 +167,7 @@ def test_settings_changes_are_debounced_into_one_reload(env: Env) -> None:
             listener(org)
     debouncer = env.server.app[DEBOUNCER_KEY]
     wait_for(lambda: debouncer.runs >= 1)
-    assert env.fs.commands == ["reloadxml", "reloadacl", "sofia profile kallglot restart"]
+    assert env.fs.changes == ["reloadxml", "reloadacl", "sofia profile kallglot restart"]
 
 
 def test_api_sip_patch_reaches_freeswitch(env: Env, conf_dir: Path) -> None:
@@ -189,4 +192,4 @@ def test_api_start_brings_freeswitch_up_to_date(store: Store, settings: Settings
             wait_for(lambda: server.app[DEBOUNCER_KEY].runs >= 1)
         finally:
             server.stop()
-    assert fs.commands == ["reloadxml", "reloadacl", "sofia profile kallglot restart"]
+    assert fs.changes == ["reloadxml", "reloadacl", "sofia profile kallglot restart"]

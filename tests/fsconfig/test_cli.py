@@ -30,7 +30,8 @@ def test_render_out_prints_summary_and_writes_files(store: Store, conf_dir: Path
     proc = kallglot("render", "--db", str(store.path), "--out", str(out), env=env)
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
-    assert summary["users"] == 1 and summary["acl_lists"] == 1 and summary["out"] == str(out)
+    # The organization's allowlist and kallglot_providers, which is rendered even when empty.
+    assert summary["users"] == 1 and summary["acl_lists"] == 2 and summary["out"] == str(out)
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.xml")) == sorted(summary["files"])
     assert not (conf_dir / "rendered").exists()  # --out leaves the live tree alone
     assert "pw-cli-9" not in proc.stdout + proc.stderr
@@ -61,8 +62,11 @@ def test_reload_subprocess_against_esl_double(store: Store, conf_dir: Path) -> N
                         "--esl-port", str(fs.port), env=env)
         assert proc.returncode == 0, proc.stderr
         result = json.loads(proc.stdout)
-        assert [c["command"] for c in result["commands"]] == fs.commands == [
+        assert [c["command"] for c in result["commands"]] == fs.changes == [
             "reloadxml", "reloadacl", "sofia profile kallglot restart"]
+        # It answered only once the restarted profile served again (polled over ESL).
+        assert fs.status_polls >= 1 and result["profile_ready_ms"] >= 150
+        assert result["profile_transports"] == ["tcp", "tls", "udp"]
         fs.script["reloadxml"] = "-ERR nope\n"
         add_org(store)
         proc = kallglot("reload", "--db", str(store.path), "--esl-host", "127.0.0.1",

@@ -55,14 +55,22 @@ def test_settings_changes_reach_callers_through_reload(
         assert fs.place_call("nosuchdest", source_ip="127.0.0.1", **bob_call).code == 403
         assert fs.place_call("nosuchdest", source_ip="198.51.100.7", **bob_call).code == 404
 
-        fs.set_profile_uptime(2)
+        # A tenant's transport rule changes nothing FreeSWITCH binds (the controller answers
+        # 403 per call), so it costs no restart.
         for org in store.query("SELECT org_id FROM sip_settings"):
             update_sip(store, org["org_id"], allowed_transports=["udp"])
-        outcome = in_thread(svc.reload)
+        assert in_thread(svc.reload).commands == []
+
+        # Binding fewer transports is an install-wide change: restart, waited out while the
+        # profile is younger than 10 s, and then until the restarted profile serves again.
+        fs.set_profile_uptime(2)
+        udp_only = FsConfigService(store, replace(svc.settings, sip_transports="udp"), sleep=sleep)
+        outcome = in_thread(udp_only.reload)
         assert [c.command for c in outcome.commands] == ["sofia profile kallglot restart"]
         # The double counts the profile's real age, so the exact wait it asks for may vary.
         assert outcome.restarted and len(outcome.restart_waits) == 1
         assert waits == [outcome.restart_waits[0] + 1.0]
+        assert outcome.profile_ready_ms is not None and outcome.profile_transports == ["udp"]
         tls = fs.place_call("nosuchdest", user="alice", password="pw-alice", transport="tls")
         assert tls.code is None and tls.transport_error
         assert fs.place_call("nosuchdest", user="alice", password="pw-alice", transport="udp").code == 404

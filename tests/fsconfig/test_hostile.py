@@ -141,9 +141,9 @@ def test_hostile_settings_round_trip_or_are_rejected(
     if cidrs:
         expected_lists["kallglot_org_01HOSTILE"] = list(dict.fromkeys(
             str(ipaddress.ip_network(c, strict=False)) for c in cidrs))
-    if provider:
-        expected_lists["kallglot_providers"] = list(dict.fromkeys(
-            str(ipaddress.ip_network(c, strict=False)) for c in provider))
+    # Always present (empty without provider addresses: it then allows nobody).
+    expected_lists["kallglot_providers"] = list(dict.fromkeys(
+        str(ipaddress.ip_network(c, strict=False)) for c in provider))
     assert lists == expected_lists
     (gw_el,) = config["sofia.conf"].iter("gateway")
     gp = params(gw_el)

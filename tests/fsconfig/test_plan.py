@@ -84,10 +84,19 @@ def test_codec_change_is_rescan() -> None:
     assert commands(files(), new) == ("sofia profile kallglot rescan",)
 
 
-def test_transport_or_tls_change_restarts() -> None:
+def test_a_tenants_transport_change_restarts_nothing() -> None:
+    # Bindings come from KALLGLOT_SIP_TRANSPORTS only: an organization going TLS-only changes
+    # no file at all (its rule is enforced per call by the controller, 403).
     tls_only = files(orgs=(replace(ORG, allowed_transports=("tls",)),), gateways=(), cidrs=())
     both = files(gateways=(), cidrs=())
     plan = plan_reload(snapshot(both), snapshot(tls_only))
+    assert plan.commands == () and not plan.restart
+
+
+def test_install_transport_or_tls_change_restarts() -> None:
+    plan = plan_reload(snapshot(files()), snapshot(files(sip_transports="tls")))
+    assert plan.commands == ("sofia profile kallglot restart",) and plan.restart
+    plan = plan_reload(snapshot(files()), snapshot(files(sip_transports="udp,tls")))
     assert plan.commands == ("sofia profile kallglot restart",) and plan.restart
     cert = files(tls_cert_dir="/etc/other-tls")
     plan = plan_reload(snapshot(files()), snapshot(cert))
@@ -95,9 +104,9 @@ def test_transport_or_tls_change_restarts() -> None:
 
 
 def test_restart_replaces_killgw_and_rescan_but_keeps_xml_and_acl_first() -> None:
-    tls_only = files(orgs=(replace(ORG, allowed_transports=("tls",), ip_allowlist=("10.0.0.0/8",)),),
-                     gateways=(), cidrs=(), numbers=())
-    assert commands(files(), tls_only) == ("reloadxml", "reloadacl", "sofia profile kallglot restart")
+    new = files(orgs=(replace(ORG, ip_allowlist=("10.0.0.0/8",)),), gateways=(), cidrs=(), numbers=(),
+                sip_transports="tls")
+    assert commands(files(), new) == ("reloadxml", "reloadacl", "sofia profile kallglot restart")
 
 
 def test_unreadable_old_tree_reloads_everything() -> None:
@@ -112,9 +121,23 @@ def test_profile_rename_stops_the_old_one() -> None:
     )
 
 
-def test_provider_acl_appearing_restarts_but_its_contents_only_reload_acl() -> None:
+def test_provider_addresses_coming_and_going_only_reload_the_acl() -> None:
+    # apply-inbound-acl always names kallglot_providers, which is always rendered (empty when no
+    # connection has inbound addresses): the first address and the last one are list changes.
     none = files(cidrs=(), gateways=())
     one = files(cidrs=("192.0.2.0/24",), gateways=())
     two = files(cidrs=("192.0.2.0/24", "198.51.100.0/24"), gateways=())
-    assert commands(none, one) == ("reloadxml", "reloadacl", "sofia profile kallglot restart")
+    assert commands(none, one) == ("reloadxml", "reloadacl")
     assert commands(one, two) == ("reloadxml", "reloadacl")
+    assert commands(two, none) == ("reloadxml", "reloadacl")
+    assert plan_reload(snapshot(none), snapshot(one)).files_changed == ("acl.xml",)
+
+
+def test_apply_inbound_acl_appearing_in_an_older_tree_is_a_rescan() -> None:
+    # A tree rendered before apply-inbound-acl was always set: a rescan re-reads the profile's
+    # ACL names (sofia.c config_sofia resets acl_count on a running profile), no restart.
+    old = files(cidrs=())
+    old["sip_profile.xml"] = RenderedFile(old["sip_profile.xml"].text.replace(
+        '<param name="apply-inbound-acl" value="kallglot_providers"/>', ""), False)
+    plan = plan_reload(snapshot(old), snapshot(files(cidrs=())))
+    assert plan.commands == ("sofia profile kallglot rescan",) and not plan.restart

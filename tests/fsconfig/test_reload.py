@@ -43,9 +43,9 @@ class Sleeps:
 
 
 def service(store: Store, settings: Settings, fs: EslDouble | None, sleep: Sleeps | None = None,
-            password: str = "ClueCon") -> FsConfigService:
+            password: str = "ClueCon", **overrides: object) -> FsConfigService:
     port = fs.port if fs else _closed_port()
-    s = replace(settings, esl_host="127.0.0.1", esl_port=port, esl_password=password)
+    s = replace(settings, esl_host="127.0.0.1", esl_port=port, esl_password=password, **overrides)  # type: ignore[arg-type]
     return FsConfigService(store, s, sleep=sleep or Sleeps())
 
 
@@ -75,11 +75,15 @@ def test_first_reload_starts_profile_and_writes_tree(
     org = add_org(store)
     add_connection(store, org, sip={"host": "trunk.example.net", "username": "u", "password": GW_PASSWORD})
     # FreeSWITCH started before any tree existed: no profile runs (mod_sofia.c cmd_profile).
-    with EslDouble(script={"sofia profile kallglot restart": NOT_RUNNING}) as fs:
+    with EslDouble(script={"sofia profile kallglot restart": NOT_RUNNING}, conf_dir=conf_dir) as fs:
         outcome = in_thread(service(store, settings, fs).reload)
-    assert fs.commands == ["reloadxml", "reloadacl", "sofia profile kallglot restart",
-                           "sofia profile kallglot start"]
-    assert [c.command for c in outcome.commands] == fs.commands
+    assert fs.changes == ["reloadxml", "reloadacl", "sofia profile kallglot restart",
+                          "sofia profile kallglot start"]
+    assert [c.command for c in outcome.commands] == fs.changes
+    # "start" answers before the profile thread has bound: the reload waited until it served.
+    assert fs.commands[-1] == "sofia status profile kallglot" and fs.status_polls >= 2
+    assert outcome.profile_ready_ms is not None and outcome.profile_ready_ms >= 150
+    assert outcome.profile_transports == ["tcp", "tls", "udp"]
     assert outcome.commands[2].reply == "Invalid Profile [kallglot]"
     assert outcome.restarted and "directory.xml" in outcome.files_changed
     link = conf_dir / "rendered"
@@ -105,18 +109,21 @@ def test_only_needed_commands_then_nothing(store: Store, settings: Settings) -> 
         assert again.files_changed == [] and again.commands == [] and fs.connections == connections
 
 
-def test_restart_refused_in_first_seconds_is_waited_out(store: Store, settings: Settings) -> None:
-    org = add_org(store)
+def test_restart_refused_in_first_seconds_is_waited_out(
+    store: Store, settings: Settings, conf_dir: Path
+) -> None:
+    add_org(store)
     replies = captured_replies()["sofia profile kallglot restart"] if RELOAD_LOG.exists() else [
         RESTART_REFUSED, "Reload XML [Success]\nrestarting: kallglot"]
     sleeps = Sleeps()
     # The first reload meets a FreeSWITCH without the profile ("Invalid Profile" → start).
-    with EslDouble(script={"sofia profile kallglot restart": [NOT_RUNNING, *replies]}) as fs:
-        svc = service(store, settings, fs, sleeps)
-        in_thread(svc.reload)
-        update_sip(store, org, allowed_transports=["tls"])
-        outcome = in_thread(svc.reload)
-    assert fs.commands[-2:] == ["sofia profile kallglot restart"] * 2
+    script = {"sofia profile kallglot restart": [NOT_RUNNING, *replies]}
+    with EslDouble(script=script, conf_dir=conf_dir) as fs:  # type: ignore[arg-type]
+        in_thread(service(store, settings, fs, sleeps).reload)
+        # An install-wide change (what the profile binds) is what restarts it.
+        outcome = in_thread(service(store, settings, fs, sleeps, sip_transports="tls").reload)
+    assert fs.changes[-2:] == ["sofia profile kallglot restart"] * 2
+    assert outcome.profile_transports == ["tls"]
     assert outcome.restarted and outcome.restart_waits == [8.0] and sleeps.calls == [9.0]
     assert outcome.commands[-1].reply.endswith("restarting: kallglot")
 
@@ -124,14 +131,12 @@ def test_restart_refused_in_first_seconds_is_waited_out(store: Store, settings: 
 def test_restart_refused_too_often_fails_and_rolls_back(
     store: Store, settings: Settings, conf_dir: Path
 ) -> None:
-    org = add_org(store)
+    add_org(store)
     with EslDouble(script={"sofia profile kallglot restart": [NOT_RUNNING, RESTART_REFUSED]}) as fs:
-        svc = service(store, settings, fs)
-        in_thread(svc.reload)
+        in_thread(service(store, settings, fs).reload)
         before = live_files(conf_dir)
-        update_sip(store, org, allowed_transports=["tls"])
         with pytest.raises(ReloadError) as err:
-            in_thread(svc.reload)
+            in_thread(service(store, settings, fs, sip_transports="udp").reload)
     assert "must be up for at least 10 seconds" in (err.value.reply or "")
     assert live_files(conf_dir) == before
 
@@ -273,3 +278,36 @@ def test_connection_lost_mid_plan_rolls_back(store: Store, settings: Settings, c
     assert err.value.command == "reloadacl" and err.value.reply is None
     assert [r.command for r in err.value.done] == ["reloadxml"] and err.value.restore == []
     assert live_files(conf_dir) == before and generations(conf_dir) == gens
+
+
+def test_api_restart_with_a_live_tree_restarts_nothing(
+    store: Store, settings: Settings, conf_dir: Path
+) -> None:
+    """The api container starts with `kallglot render`, then reloads once (startup): against a
+    tree FreeSWITCH already runs, neither touches the profile unless install-wide settings changed."""
+    org = add_org(store)
+    FsConfigService(store, settings).render_live()  # first start: FreeSWITCH boots from this tree
+    with EslDouble(conf_dir=conf_dir) as fs:
+        in_thread(service(store, settings, fs).reload)
+        update_sip(store, org, ip_allowlist=["10.0.0.0/8"])
+        in_thread(service(store, settings, fs).reload)
+        # Changes while the api was down (or a render-only run) are not "applied" yet ...
+        add_connection(store, org, inbound=["192.0.2.1"], sip={"host": "gw.example", "username": "u",
+                                                                "password": "p"})
+        assert FsConfigService(store, settings).render_live()["applied"] is False
+        # ... so the startup reload applies them, diffed against what FreeSWITCH runs.
+        fs.commands.clear()
+        outcome = in_thread(service(store, settings, fs).reload)
+        assert fs.changes == ["reloadxml", "reloadacl", "sofia profile kallglot rescan"]
+        assert not outcome.restarted and outcome.profile_ready_ms is None
+        # Another restart of the api with nothing new: the render keeps the generation, no command.
+        fs.commands.clear()
+        assert FsConfigService(store, settings).render_live()["unchanged"] is True
+        assert in_thread(service(store, settings, fs).reload).commands == [] and fs.commands == []
+        # Without the applied marker (a tree from before it existed) the live tree is the base.
+        (conf_dir / APPLIED_MARKER).unlink()
+        assert in_thread(service(store, settings, fs).reload).commands == [] and fs.commands == []
+        # Only an install-wide change restarts the profile.
+        outcome = in_thread(service(store, settings, fs, sip_transports="udp,tcp").reload)
+        assert fs.changes == ["sofia profile kallglot restart"]
+        assert outcome.profile_transports == ["tcp", "udp"]

@@ -59,14 +59,19 @@ def test_acl_lists_default_deny_one_node_per_cidr(store: Store, settings: Settin
     ]
 
 
-def test_profile_binds_only_the_needed_transports(store: Store, settings: Settings) -> None:
+def test_profile_binds_the_install_transports_whatever_the_tenants_allow(
+    store: Store, settings: Settings
+) -> None:
+    # Tenants allowing TLS only must not narrow what the shared profile binds: a change of the
+    # bindings needs a profile restart, which ends every organization's calls.
     add_org(store, transports=["tls"], codecs=["PCMA", "OPUS"])
     add_org(store, transports=["tls"], codecs=["G722"])
     cfg, files = render_validated(store, settings)
     (profile,) = parse(files["sip_profile.xml"].text).findall("profile")
     p = params(profile.find("settings"))  # type: ignore[arg-type]
     assert profile.get("name") == "kallglot"
-    assert p["tls"] == "true" and p["tls-only"] == "true"
+    assert cfg.transports == ("tls", "tcp", "udp")  # KALLGLOT_SIP_TRANSPORTS' default
+    assert p["tls"] == "true" and p["tls-only"] == "false" and "bind-params" not in p
     # mod_sofia's config_sofia() knows no "tlsv1.3" token; anything it does not know is dropped.
     assert p["tls-version"] == "tlsv1.2"
     assert p["tls-cert-dir"] == settings.tls_cert_dir
@@ -75,20 +80,38 @@ def test_profile_binds_only_the_needed_transports(store: Store, settings: Settin
     assert p["inbound-codec-prefs"] == "OPUS,G722,PCMA"  # union, in the stable order
     # The organization's order wins over the caller's (with absolute_codec_string per call).
     assert p["inbound-codec-negotiation"] == "greedy"
-    assert "apply-inbound-acl" not in p
-    assert cfg.transports == ("tls",)
+    # Always set, even with no provider address (the list then allows nobody).
+    assert p["apply-inbound-acl"] == "kallglot_providers"
 
 
-def test_profile_udp_only_and_provider_acl(store: Store, settings: Settings) -> None:
+@pytest.mark.parametrize(("transports", "expected"), [
+    ("tls", {"tls": "true", "tls-only": "true"}),
+    ("udp", {"tls": "false", "tls-only": "false", "bind-params": "transport=udp"}),
+    ("TLS, udp", {"tls": "true", "tls-only": "false", "bind-params": "transport=udp"}),
+    ("tcp,udp", {"tls": "false", "tls-only": "false"}),
+])
+def test_install_transports_setting_decides_the_bindings(
+    store: Store, settings: Settings, transports: str, expected: dict[str, str]
+) -> None:
+    from dataclasses import replace
+
     org = add_org(store, transports=["udp"])
-    _cfg, files = render_validated(store, settings)
+    add_connection(store, org, inbound=["192.0.2.0/24"])  # trunks no longer add UDP/TCP either
+    cfg, files = render_validated(store, replace(settings, sip_transports=transports))
     p = params(parse(files["sip_profile.xml"].text).find("profile/settings"))  # type: ignore[arg-type]
-    assert p["bind-params"] == "transport=udp" and p["tls"] == "false"
-    add_connection(store, org, inbound=["192.0.2.0/24"])
-    _cfg, files = render_validated(store, settings)
-    p = params(parse(files["sip_profile.xml"].text).find("profile/settings"))  # type: ignore[arg-type]
-    # Trunks need plain SIP: UDP and TCP both bound (no bind-params), ACL applied.
-    assert "bind-params" not in p and p["apply-inbound-acl"] == "kallglot_providers"
+    assert {k: p[k] for k in ("tls", "tls-only", "bind-params") if k in p} == expected
+    assert set(cfg.transports) == {t.strip().lower() for t in transports.split(",")}
+
+
+@pytest.mark.parametrize("bad", ["", "udp,sctp", " , ", "ws"])
+def test_bad_install_transports_fail_the_render_naming_the_variable(
+    store: Store, settings: Settings, bad: str
+) -> None:
+    from dataclasses import replace
+
+    with pytest.raises(ConfigInputError) as err:
+        render_validated(store, replace(settings, sip_transports=bad))
+    assert err.value.field == "KALLGLOT_SIP_TRANSPORTS" and "udp, tcp, tls" in err.value.reason
 
 
 def test_gateways_reference_secrets_and_dialplan_routes(store: Store, settings: Settings) -> None:
@@ -121,6 +144,8 @@ def test_gateways_reference_secrets_and_dialplan_routes(store: Store, settings: 
     assert routes == [
         ("destination_number", "^sess_[0-9A-Za-z]+$", socket),
         ("destination_number", r"^\+?4930123456$", socket),
+        # Rendered like kallglot_providers itself, which is empty here: it matches nobody.
+        ("${acl(${sip_network_ip} kallglot_providers)}", "^true$", socket),
         ("destination_number", "^.*$", [("respond", "404")]),
     ]
 
@@ -186,27 +211,35 @@ def test_freeswitch_double_reads_the_rendered_tree(store: Store, settings: Setti
     FsConfigService(store, settings).render_live()
     fs = config.load_config((conf_dir / "rendered").resolve())
     profile = fs.profiles["kallglot"]
-    assert profile.transports() == {"udp": 5060, "tls": 5061}
+    assert profile.transports() == {"udp": 5060, "tcp": 5060, "tls": 5061}
     user = fs.find_user(SIP_DOMAIN, "alice")
     assert user is not None and user.params["a1-hash"] == a1("alice", "sip-pass-123")
     assert fs.acl_allows(user.params["auth-acl"], "198.51.100.9")
     assert not fs.acl_allows(user.params["auth-acl"], "203.0.113.9")
-    assert [e.name for e in fs.contexts["kallglot"]] == ["kallglot_session", "kallglot_not_found"]
+    assert [e.name for e in fs.contexts["kallglot"]] == [
+        "kallglot_session", "kallglot_provider_trunk", "kallglot_not_found"]
+    assert fs.acls["kallglot_providers"].nodes == [] and not fs.acl_allows("kallglot_providers", "127.0.0.1")
 
 
 def test_empty_install_renders_a_closed_but_valid_tree(
     store: Store, settings: Settings, conf_dir: Path
 ) -> None:
     summary = FsConfigService(store, settings).render_live()
-    assert summary["users"] == 0 and summary["gateways"] == [] and summary["transports"] == ["tcp", "udp"]
+    assert summary["users"] == 0 and summary["gateways"] == []
+    assert summary["transports"] == ["tls", "tcp", "udp"]
     pre = Preprocessor(conf_dir)
     doc = parse(pre.document())
     sections = {s.get("name"): s for s in doc.findall("section")}
     assert list(sections["directory"].iter("user")) == []
     config = {c.get("name"): c for c in sections["configuration"].findall("configuration")}
-    assert {lst.get("name") for lst in config["acl.conf"].iter("list")} == {"kallglot_esl"}
+    # kallglot_providers with no node: default deny, so it trusts nobody (switch_utils.c
+    # switch_network_list_validate_ip_port_token returns the list's default without a match).
+    providers = {lst.get("name"): lst for lst in config["acl.conf"].iter("list")}
+    assert set(providers) == {"kallglot_esl", "kallglot_providers"}
+    assert providers["kallglot_providers"].get("default") == "deny"
+    assert list(providers["kallglot_providers"]) == []
     (profile,) = config["sofia.conf"].iter("profile")
     p = params(profile.find("settings"))  # type: ignore[arg-type]
-    assert p["auth-calls"] == "true" and p["tls"] == "false" and "apply-inbound-acl" not in p
+    assert p["auth-calls"] == "true" and p["apply-inbound-acl"] == "kallglot_providers"
     actions = [a.get("data") for a in sections["dialplan"].iter("action")]
-    assert actions == ["127.0.0.1:8084 async full", "404"]
+    assert actions == ["127.0.0.1:8084 async full", "127.0.0.1:8084 async full", "404"]

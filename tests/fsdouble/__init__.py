@@ -30,7 +30,9 @@ loop in a background thread; the controller under test runs as a real subprocess
 settings (bound transports, auth-calls, challenge-realm, apply-inbound-acl, codec prefs),
 directory users (a1-hash, auth-acl, variables), ACL lists and dialplan contexts are read from it.
 ``controller_addr`` overrides where dialplan ``socket`` actions connect. ``profile_uptime``
-pretends the sofia profile has been up that long (for the 10-second restart rule).
+pretends the sofia profile has been up that long (for the 10-second restart rule);
+``profile_start_delay`` (default 1.8 s, as observed) is how long a started/restarted profile is
+missing from ``sofia status`` while INVITEs get 503; a restart ends all the profile's calls.
 See docs/esl-layer.md for the behaviour reproduced and its limits.
 """
 

@@ -43,11 +43,16 @@ class Profile:
     def ip(self) -> str:
         return self.param("sip-ip", "127.0.0.1")
 
+    @property
+    def tls(self) -> bool:
+        # sofia.c 1.10.12 reads "tls"; "enable-tls" is what the sample configuration says.
+        return self.flag("enable-tls") or self.flag("tls")
+
     def transports(self) -> dict[str, int]:
         """Bound transports → port, the way sofia binds them (sip-port: UDP and TCP unless
         ``bind-params`` names a transport; ``tls-only`` drops both; TLS on ``tls-sip-port``)."""
         out: dict[str, int] = {}
-        if not self.flag("tls-only"):
+        if not (self.tls and self.flag("tls-only")):
             port = int(self.param("sip-port", "5060"))
             bind = self.param("bind-params").lower()
             m = re.search(r"transport=([a-z,]+)", bind)
@@ -55,7 +60,7 @@ class Profile:
             for t in plain:
                 if t in ("udp", "tcp"):
                     out[t] = port
-        if self.flag("enable-tls") or self.flag("tls"):
+        if self.tls:
             out["tls"] = int(self.param("tls-sip-port", "5061"))
         return out
 

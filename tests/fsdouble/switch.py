@@ -38,6 +38,7 @@ from tests.fsdouble.channel import (
 from tests.fsdouble.config import FsConfig, Profile, load_config
 from tests.fsdouble.fsstrings import separate_string
 from tests.fsdouble.listener import Command, Listener, read_command
+from tests.fsdouble.sofia_status import INVALID_PROFILE, profile_status, status_table
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,13 @@ _NOT_FULL_VERBS = frozenset({"connect", "resume", "getvar", "myevents", "linger"
 T = TypeVar("T")
 
 PROFILE_RESTART_GUARD_S = 10.0
+# After `sofia profile P restart|start` answered, the profile is absent from `sofia status` (and
+# INVITEs get 503 Maximum Calls In Progress) this long: observed 1.7-2 s on FreeSWITCH 1.10.12
+# running our config (the old profile thread ends its calls and shuts down, the new one binds).
+PROFILE_START_DELAY_S = 1.8
+# What a profile binds: these settings take effect only when it (re)starts.
+_BIND_PARAMS = ("sip-ip", "ext-sip-ip", "sip-port", "bind-params", "tls", "enable-tls", "tls-only",
+                "tls-sip-port", "tls-bind-params")
 STREAM_API_SYNTAX = ("<uuid> [start | stop | send_text | pause | resume | graceful-shutdown ] "
                      "[wss-url | path] [mono | mixed | stereo] [8000 | 16000] [metadata]")
 SHOW_CALLS_LAG_S = 0.2
@@ -95,7 +103,7 @@ class FreeSwitchDouble:
                  esl_password: str = "ClueCon",
                  *, esl_host: str = "127.0.0.1", esl_port: int = 0, variables: dict[str, str] | None = None,
                  temp_dir: Path | None = None, profile_uptime: float = 0.0,
-                 hostname: str = "fs-double") -> None:
+                 hostname: str = "fs-double", profile_start_delay: float = PROFILE_START_DELAY_S) -> None:
         self.conf_dir = Path(conf_dir)
         self.controller_addr = controller_addr
         self._password = esl_password
@@ -110,6 +118,11 @@ class FreeSwitchDouble:
         # start/restart), and when each started (the 10-second stop/restart rule).
         self._running: dict[str, Profile] = dict(self.config.profiles)
         self._started: dict[str, float] = {n: time.monotonic() - profile_uptime for n in self._running}
+        # Profiles between a start/restart and serving: name → (profile being bound, the one it
+        # replaces or None). Calls to their transports get 503 meanwhile.
+        self._starting: dict[str, tuple[Profile, Profile | None]] = {}
+        self.profile_start_delay = profile_start_delay
+        self._hangups: set[asyncio.Task[None]] = set()
         self.calls: dict[str, Channel] = {}
         self.outcomes: dict[str, CallOutcome] = {}
         self.api_log: list[str] = []
@@ -225,6 +238,7 @@ class FreeSwitchDouble:
         self.config = load_config(self.conf_dir, self._variables)
         self._running = dict(self.config.profiles)
         self._started = {n: time.monotonic() for n in self._running}
+        self._starting = {}
 
     # ------------------------------------------------------------------ events
     async def _fire(self, items: list[tuple[str, str]], body: bytes = b"") -> None:
@@ -247,9 +261,23 @@ class FreeSwitchDouble:
                 return live, port
         return None, None
 
+    def _starting_for(self, spec: CallSpec) -> bool:
+        """A profile that is (re)starting had or will have this transport."""
+        for name, (new, old) in self._starting.items():
+            if spec.profile and name != spec.profile:
+                continue
+            if any(spec.transport in p.transports() for p in (new, old) if p is not None):
+                return True
+        return False
+
     async def _place(self, spec: CallSpec, timeout: float) -> CallOutcome:
         outcome = CallOutcome(spec)
         profile, _port = self._profile_for(spec)
+        if profile is None and self._starting_for(spec):
+            # sofia.c sofia_event_callback: an INVITE for a profile without PFLAG_RUNNING is
+            # refused before any auth, no channel is created.
+            outcome._set_final(503, "Maximum Calls In Progress", {"Retry-After": "300"})
+            return outcome
         if profile is None:
             outcome.transport_error = ("no response (nothing listens on UDP)" if spec.transport == "udp"
                                        else "connection refused")
@@ -1087,8 +1115,11 @@ class FreeSwitchDouble:
             gateway, number = parts[2], "/".join(parts[3:])
             if not self._gateway_exists(gateway):
                 return "-ERR INVALID_GATEWAY\n"
+            # The double does not track which profile holds a gateway: the first running one.
+            profile_name = next(iter(self._running), "")
         elif parts[:1] == ["sofia"] and len(parts) >= 3 and parts[1] in self.config.profiles:
             gateway, number = "", "/".join(parts[2:]).split("@")[0].removeprefix("sip:")
+            profile_name = parts[1]
         else:
             return "-ERR CHAN_NOT_IMPLEMENTED\n"
         uid = variables.get("origination_uuid") or str(uuidlib.uuid4())
@@ -1099,7 +1130,7 @@ class FreeSwitchDouble:
         self._session_counter += 1
         ch_vars = {"direction": "outbound", "uuid": uid, "session_id": str(self._session_counter),
                    **variables, "sip_gateway_name": gateway, "sip_to_user": number, "sip_req_user": number,
-                   "sip_via_protocol": "udp", "call_uuid": uid}
+                   "sip_via_protocol": "udp", "call_uuid": uid, "sofia_profile_name": profile_name}
         ch = Channel(core=self.core, uuid=uid, direction="outbound", variables=ch_vars, caller={
             "username": "", "caller_id": variables.get("origination_caller_id_number", "0000000000"),
             "network_addr": "", "destination": number, "context": "default",
@@ -1165,25 +1196,16 @@ class FreeSwitchDouble:
         return json.dumps({"row_count": len(rows), "rows": rows}, separators=(",", ":")) + "\n"
 
     def _sofia(self, args: list[str]) -> str:
-        """``sofia status`` and ``sofia profile P start|stop|restart|rescan|killgw G`` with
-        mod_sofia's replies (cmd_profile); stop/restart refused in a profile's first 10 s."""
+        """``sofia status [profile P]`` and ``sofia profile P start|stop|restart|rescan|killgw G``
+        with mod_sofia's replies (cmd_status, cmd_profile); stop/restart refused in a profile's
+        first 10 s; a started/restarted profile serves only ``profile_start_delay`` later."""
         if args[:1] == ["status"]:
-            return TEMPLATES["sofia_status"]
+            return self._sofia_status(args[1:])
         if len(args) < 3 or args[0] != "profile":
             return "-ERR Usage: sofia profile <name> [start|stop|restart|rescan|killgw <gw>]\n"
         name, action = args[1], args[2]
         if action == "start":
-            # cmd_profile runs config_sofia(SOFIA_CONFIG_RESCAN, name): on a running profile that
-            # is a rescan (new settings and gateways, same bindings), and it still succeeds.
-            fresh = load_config(self.conf_dir, self._variables)
-            if name not in fresh.profiles:
-                return f"Failure starting {name}\n"
-            if name in self._running:
-                self.config.profiles[name] = fresh.profiles[name]
-                return f"{name} started successfully\n"
-            self.config.profiles[name] = self._running[name] = fresh.profiles[name]
-            self._started[name] = time.monotonic()
-            return f"{name} started successfully\n"
+            return self._profile_start(name)
         if name not in self._running:
             return f"Invalid Profile [{name}]"
         if action in ("stop", "restart"):
@@ -1191,15 +1213,14 @@ class FreeSwitchDouble:
             if up < PROFILE_RESTART_GUARD_S:
                 return (f"Profile {name} must be up for at least 10 seconds to stop/restart.\n"
                         f"Please wait {int(PROFILE_RESTART_GUARD_S - up)} seconds\n")
+            fresh = self._reload_xml()  # both re-read the XML first (cmd_profile)
+            old = self._take_down(name)
             if action == "stop":
-                del self._running[name]
-                return f"stopping: {name}"
-            fresh = self._reload_xml()
+                return f"Reload XML [Success]\nstopping: {name}"
             if name in fresh.profiles:
-                self.config.profiles[name] = self._running[name] = fresh.profiles[name]
-                self._started[name] = time.monotonic()
-            else:
-                del self._running[name]
+                # PFLAG_RESPAWN: config_sofia(SOFIA_CONFIG_RESPAWN) once the old thread ended.
+                self.config.profiles[name] = fresh.profiles[name]
+                self._bring_up(name, fresh.profiles[name], old)
             return f"Reload XML [Success]\nrestarting: {name}"
         if action == "rescan":
             fresh = self._reload_xml()
@@ -1211,6 +1232,67 @@ class FreeSwitchDouble:
             return "-ERR no such gateway.\n" if not self._gateway_exists(args[3]) \
                 else "+OK gateway marked for deletion.\n"
         return "-ERR Usage: sofia profile <name> [start|stop|restart|rescan|killgw <gw>]\n"
+
+    def _profile_start(self, name: str) -> str:
+        """cmd_profile "start": switch_xml_reload, then config_sofia(SOFIA_CONFIG_RESCAN, name):
+        on a running profile that is a rescan (new settings and gateways, same bindings) that
+        succeeds; otherwise the profile thread is launched and binds a moment later."""
+        fresh = self._reload_xml()
+        if name not in fresh.profiles:
+            return f"Reload XML [Success]\nFailure starting {name}\n"
+        self.config.profiles[name] = fresh.profiles[name]
+        if name not in self._running and name not in self._starting:
+            self._bring_up(name, fresh.profiles[name], None)
+        return f"Reload XML [Success]\n{name} started successfully\n"
+
+    def _take_down(self, name: str) -> Profile:
+        """PFLAG_RUNNING cleared: the profile leaves `sofia status`, and its thread hangs up every
+        call on it (sofia.c sofia_profile_thread_run: switch_core_session_hupall_matching_var
+        ("sofia_profile_name", …, MANAGER_REQUEST)), whichever organization it belongs to."""
+        old = self._running.pop(name)
+        loop = asyncio.get_running_loop()
+        for rt in list(self._runtime.values()):
+            if not rt.channel.hung_up and rt.channel.variables.get("sofia_profile_name") == name:
+                task = loop.create_task(self._hangup(rt, "MANAGER_REQUEST"))
+                self._hangups.add(task)  # keep a reference until it ran
+                task.add_done_callback(self._hangups.discard)
+        return old
+
+    def _bring_up(self, name: str, profile: Profile, old: Profile | None) -> None:
+        if self.profile_start_delay <= 0:
+            self._running[name], self._started[name] = profile, time.monotonic()
+            return
+        self._starting[name] = (profile, old)
+
+        def up() -> None:
+            if self._starting.get(name, (None,))[0] is profile:
+                del self._starting[name]
+                self._running[name], self._started[name] = profile, time.monotonic()
+
+        asyncio.get_running_loop().call_later(self.profile_start_delay, up)
+
+    def _status_profile(self, name: str) -> Profile:
+        """The running profile as `sofia status` shows it: bindings from when it started,
+        everything else as last (re)scanned."""
+        bound = self._running[name]
+        live = self.config.profiles.get(name, bound)
+        params = {k: v for k, v in live.params.items() if k not in _BIND_PARAMS}
+        params.update({k: v for k, v in bound.params.items() if k in _BIND_PARAMS})
+        return Profile(name, params)
+
+    def _sofia_status(self, args: list[str]) -> str:
+        if not args:
+            inuse = {n: sum(1 for c in self.calls.values()
+                            if not c.hung_up and c.variables.get("sofia_profile_name") == n)
+                     for n in self._running}
+            return status_table((self._status_profile(n) for n in self._running), inuse)
+        if args[0] == "profile":
+            name = args[1] if len(args) > 1 else ""
+            if name not in self._running:
+                return INVALID_PROFILE
+            calls = sum(1 for c in self.calls.values() if c.variables.get("sofia_profile_name") == name)
+            return profile_status(self._status_profile(name), calls_in=calls)
+        return "Invalid Syntax!\n"
 
     def _reload_xml(self) -> FsConfig:
         """What ``reloadxml`` changes at once: directory and dialplan (profiles and ACLs wait for
