@@ -29,8 +29,11 @@ RUN set -eu; \
     rm -rf /var/lib/apt/lists/*; \
     groupadd --gid "${KALLGLOT_UID}" kallglot; \
     useradd --uid "${KALLGLOT_UID}" --gid kallglot --no-create-home --shell /usr/sbin/nologin kallglot; \
-    mkdir -p /var/lib/freeswitch/db /var/log/freeswitch /var/run/freeswitch /var/lib/freeswitch/temp; \
-    chown -R kallglot:kallglot /var/lib/freeswitch /var/log/freeswitch /var/run/freeswitch; \
+    mkdir -p /var/lib/freeswitch/db /var/log/freeswitch /var/run/freeswitch /var/lib/freeswitch/temp \
+        /etc/kallglot/tls; \
+    # /etc/kallglot/tls: a new named volume copies this ownership, so FreeSWITCH can write the
+    # self-signed tls.pem it makes when no agent.pem/cafile.pem was provided.
+    chown -R kallglot:kallglot /var/lib/freeswitch /var/log/freeswitch /var/run/freeswitch /etc/kallglot/tls; \
     # FreeSWITCH must write its -log (freeswitch.xml.fsxml: without it no config loads), -db, -run
     # and -temp (mod_audio_stream's ::play files) dirs under whatever uid runs the image:
     # tests/e2e/real_switch.py runs it as the invoking user so that it can read the 0600 secrets.

@@ -22,6 +22,7 @@ from controller.fsconfig.ready import (
 from controller.fsconfig.service import ReloadError
 from controller.settings import Settings, SettingsError
 from controller.store import Store
+from tests.conftest import FIXTURES_DIR
 from tests.fsconfig.esl_double import EslDouble
 from tests.fsconfig.helpers import add_org, make_settings
 from tests.fsconfig.test_reload import NOT_RUNNING, in_thread, live_files, service
@@ -42,6 +43,20 @@ def test_status_of_a_running_profile_lists_its_bind_urls() -> None:
     assert "TLS-BIND-URL     \tsips:mod_sofia@203.0.113.5:5061;maddr=10.0.0.5;transport=tls\n" in reply
     status = parse_profile_status(reply)
     assert status.running and status.transports == {"udp", "tcp", "tls"}
+
+
+def test_the_status_of_a_real_running_profile_reads_as_running_with_its_transports() -> None:
+    # Captured from FreeSWITCH 1.10.12 (this project's local build) running the rendered tree.
+    reply = (FIXTURES_DIR / "api" / "sofia-status-profile-running.txt").read_text()
+    status = parse_profile_status(reply)
+    assert status.running and status.transports == {"udp", "tcp", "tls"}
+    # The double's rendering of the same profile has the same keys, in the same layout.
+    double = profile_status(Profile("kallglot", RENDERED_LIKE | {"ext-rtp-ip": "203.0.113.5"}))
+
+    def keys(text: str) -> list[str]:
+        return [line.split("\t")[0] for line in text.splitlines() if "\t" in line]
+
+    assert keys(double) == keys(reply)
 
 
 @pytest.mark.parametrize(("params", "bound"), [

@@ -67,7 +67,7 @@ def profile_status(profile: Profile, calls_in: int = 0) -> str:
     """``sofia status profile P`` of a running profile."""
     urls = _urls(profile)
     rows = [LINE, _row("Name", profile.name), _row("Domain Name", "N/A"), _row("Auto-NAT", "false"),
-            _row("DBName", f"sofia_reg_{profile.name}"), _row("Pres Hosts", profile.param("sip-ip")),
+            _row("DBName", f"sofia_reg_{profile.name}"), _row("Pres Hosts", ""),
             _row("Dialplan", profile.param("dialplan", "XML")),
             _row("Context", profile.param("context", "public")),
             _row("Challenge Realm", profile.param("challenge-realm") or "auto_to"),
@@ -85,7 +85,7 @@ def profile_status(profile: Profile, calls_in: int = 0) -> str:
     rows += [_row("HOLD-MUSIC", "N/A"), _row("OUTBOUND-PROXY", "N/A"), _row("CODECS IN", codecs),
              _row("CODECS OUT", profile.param("outbound-codec-prefs") or codecs),
              _row("TEL-EVENT", profile.param("rfc2833-pt", "101")), _row("DTMF-MODE", "rfc2833"),
-             _row("CNG", "13"), _row("SESSION-TO", "0"), _row("MAX-DIALOG", "1000"),
+             _row("CNG", "13"), _row("SESSION-TO", "0"), _row("MAX-DIALOG", "0"),
              _row("MAX-RECV-RPS", "1000"), _row("NOMEDIA", "false"),
              _row("LATE-NEG", "true" if profile.flag("inbound-late-negotiation") else "false"),
              _row("PROXY-MEDIA", "false"), _row("AGGRESSIVENAT", "false"),
