@@ -87,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.add_argument("--esl-host", dest="esl_host")
     p.add_argument("--esl-port", dest="esl_port", type=int)
+    p.add_argument("--restart-profile", action="store_true",
+                   help="also restart the SIP profile (new TLS certificate files; ends its live calls)")
     return parser
 
 

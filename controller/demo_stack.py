@@ -191,13 +191,14 @@ class DemoStack:
     def generate_credentials(self, *, key: str | None = None) -> dict[str, Any]:
         return self.api_ok("POST", "/v1/sip/credentials", key=key)
 
-    def reload(self) -> dict[str, Any]:
+    def reload(self, *, restart_profile: bool = False) -> dict[str, Any]:
         """``POST /admin/reload``: render the store's settings and reload FreeSWITCH (the double).
 
         The API also reloads by itself a second after each settings change; this call makes the
         change effective now. Reloads hold the conf tree's lock, so when it returns any earlier
         one has finished too."""
-        status, doc = http_json("POST", f"http://127.0.0.1:{self.api_port}/admin/reload",
+        body = {"restart_profile": True} if restart_profile else None
+        status, doc = http_json("POST", f"http://127.0.0.1:{self.api_port}/admin/reload", body,
                                 token=self.env["KALLGLOT_ADMIN_TOKEN"], timeout=60)
         if status != 200:
             raise DemoError(f"POST /admin/reload → HTTP {status}: {doc.get('error', doc)}")

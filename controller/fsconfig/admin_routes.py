@@ -57,6 +57,22 @@ def service(app: web.Application) -> FsConfigService:
     return holder[0]
 
 
+async def _restart_profile_flag(request: web.Request) -> tuple[bool, str | None]:
+    """The optional JSON body ``{"restart_profile": true}``: (flag, problem or None)."""
+    if not request.can_read_body:
+        return False, None
+    try:
+        body = await request.json()
+    except ValueError:
+        return False, "the body must be JSON: {\"restart_profile\": true|false}"
+    if not isinstance(body, dict) or set(body) - {"restart_profile"}:
+        return False, "the body may only hold restart_profile"
+    flag = body.get("restart_profile", False)
+    if not isinstance(flag, bool):
+        return False, "restart_profile must be true or false"
+    return flag, None
+
+
 async def reload_handler(request: web.Request) -> web.Response:
     token = request.app[SETTINGS_KEY].admin_token
     if not token:
@@ -70,8 +86,12 @@ async def reload_handler(request: web.Request) -> web.Response:
                           kind="authentication_error")
         response.headers["WWW-Authenticate"] = "Bearer"
         return response
+    restart_profile, problem = await _restart_profile_flag(request)
+    if problem is not None:
+        return _error(request, 400, "parameter_invalid", problem, kind="invalid_request_error",
+                      param="restart_profile")
     try:
-        outcome = await asyncio.to_thread(service(request.app).reload)
+        outcome = await asyncio.to_thread(service(request.app).reload, restart_profile=restart_profile)
     except ConfigInputError as exc:
         return _error(request, 422, "invalid_configuration", str(exc), kind="invalid_request_error",
                       param=exc.field)

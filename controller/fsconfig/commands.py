@@ -43,7 +43,8 @@ def cli_reload(args: argparse.Namespace, settings: Settings) -> int:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     store = open_store(settings.db_path)
     try:
-        outcome = FsConfigService(store, settings).reload()
+        outcome = FsConfigService(store, settings).reload(
+            restart_profile=bool(getattr(args, "restart_profile", False)))
     except (ConfigInputError, RenderValidationError) as exc:
         return _fail("invalid_configuration", exc)
     except ReloadError as exc:

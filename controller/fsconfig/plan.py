@@ -148,3 +148,13 @@ def plan_reload(old: ConfigSnapshot, new: ConfigSnapshot) -> ReloadPlan:
     if changed_params or modified or added:
         commands.append(f"{sofia} rescan")
     return ReloadPlan(changed, tuple(commands), False)
+
+
+def with_profile_restart(plan: ReloadPlan, profile: str) -> ReloadPlan:
+    """``plan`` plus a rebuild of ``profile`` that nothing in the files asked for: an operator
+    replaced the TLS certificate files (sofia reads them only when the profile starts). The
+    restart re-reads the XML and every gateway, so the plan's other sofia commands are dropped."""
+    if plan.restart:
+        return plan
+    kept = tuple(c for c in plan.commands if not c.startswith("sofia profile "))
+    return ReloadPlan(plan.files_changed, (*kept, f"sofia profile {profile} restart"), True)

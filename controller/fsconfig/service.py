@@ -28,7 +28,13 @@ from controller.fsconfig.apply import (
     apply_commands,
 )
 from controller.fsconfig.model import ConfigInput, Rejection
-from controller.fsconfig.plan import ConfigSnapshot, ReloadPlan, plan_reload, snapshot
+from controller.fsconfig.plan import (
+    ConfigSnapshot,
+    ReloadPlan,
+    plan_reload,
+    snapshot,
+    with_profile_restart,
+)
 from controller.fsconfig.ready import ProfileNotReadyError, expected_transports, wait_profile_ready
 from controller.fsconfig.render import RenderedTree, render_files
 from controller.fsconfig.source import load_config_input
@@ -187,7 +193,9 @@ class FsConfigService:
         return render_summary(cfg, files) | {"out": str(self.tree.link), "applied": bootstrap,
                                              "unchanged": False}
 
-    def reload(self) -> ReloadOutcome:
+    def reload(self, *, restart_profile: bool = False) -> ReloadOutcome:
+        """Render and apply; ``restart_profile`` rebuilds the profile even when no file asks for
+        it (new TLS certificate files; ends every live call on the profile)."""
         with self.tree.locked():
             cfg, files = render_validated(self.store, self.settings)
             rejected = list(cfg.rejected)
@@ -195,7 +203,9 @@ class FsConfigService:
             base = applied_generation(self.tree) or previous
             new = snapshot(files)
             plan = plan_reload(snapshot(read_files(base) if base else {}), new)
-            if not plan.files_changed:
+            if restart_profile and new.profile is not None:
+                plan = with_profile_restart(plan, new.profile)
+            if not plan.files_changed and plan.empty:
                 return ReloadOutcome(rejected=rejected)
             outcome = ReloadOutcome(list(plan.files_changed), restarted=plan.restart, rejected=rejected)
             with self._connection(plan) as esl:

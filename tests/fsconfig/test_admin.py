@@ -117,6 +117,27 @@ def test_reload_reports_files_and_commands(env: Env) -> None:
     assert body["profile_ready_ms"] is None and body["profile_transports"] is None
 
 
+def test_restart_profile_rebuilds_the_profile_when_no_file_changed(env: Env) -> None:
+    # An operator replaced the TLS certificate files: nothing rendered changes, sofia reads them
+    # only when the profile starts.
+    add_org(env.store)
+    assert env.server.post("/admin/reload").status_code == 200
+    assert env.server.post("/admin/reload").json()["commands"] == []  # up to date
+    body = env.server.post("/admin/reload", json={"restart_profile": True}).json()
+    assert [c["command"] for c in body["commands"]] == ["sofia profile kallglot restart"]
+    assert body["restarted"] is True and body["files_changed"] == []
+    assert body["profile_ready_ms"] >= 150  # answered once the profile served again
+
+
+@pytest.mark.parametrize("body", [{"restart_profile": "yes"}, {"restart": True}, [True]])
+def test_a_bad_reload_body_is_400_naming_the_field(env: Env, body: object) -> None:
+    r = env.server.post("/admin/reload", json=body)
+    assert r.status_code == 400
+    error = r.json()["error"]
+    assert (error["code"], error["param"]) == ("parameter_invalid", "restart_profile")
+    assert env.fs.commands == []
+
+
 def test_freeswitch_error_is_502_with_its_reply(env: Env) -> None:
     add_org(env.store)
     env.fs.script["reloadxml"] = "-ERR [XML parse error]\n"

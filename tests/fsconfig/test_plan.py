@@ -141,3 +141,15 @@ def test_apply_inbound_acl_appearing_in_an_older_tree_is_a_rescan() -> None:
         '<param name="apply-inbound-acl" value="kallglot_providers"/>', ""), False)
     plan = plan_reload(snapshot(old), snapshot(files(cidrs=())))
     assert plan.commands == ("sofia profile kallglot rescan",) and not plan.restart
+
+
+def test_a_forced_profile_restart_replaces_the_plans_sofia_commands() -> None:
+    from controller.fsconfig.plan import ReloadPlan, with_profile_restart
+
+    sofia = "sofia profile kallglot"
+    plan = ReloadPlan(("gateways.xml", "dialplan.xml"),
+                      ("reloadxml", f"{sofia} killgw gw1", f"{sofia} rescan"), False)
+    forced = with_profile_restart(plan, "kallglot")
+    assert forced.commands == ("reloadxml", "sofia profile kallglot restart") and forced.restart
+    assert with_profile_restart(ReloadPlan((), (), False), "kallglot").commands == (f"{sofia} restart",)
+    assert with_profile_restart(forced, "kallglot") is forced
