@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from controller.calls.admission import Admitted, Rejected, admit
+from controller.calls.adoption import has_audio_stream, is_adopted, resume_leg
 from controller.calls.channel import ChannelDataError, ChannelInfo
 from controller.calls.legs import end_leg, mark_leg
 from controller.calls.playback import LegPlayback, is_barge_in, play_file_from_event
@@ -45,6 +46,19 @@ PERMANENT_CLOSE_CODES = frozenset({4001, 4400, 4404, 4410})
 GONE_HANGUP_WAIT_S = 2.0
 DISCONNECT = "DISCONNECT"  # the ESL layer's handler key for text/disconnect-notice
 DISCONNECT_NOTICE = "text/disconnect-notice"
+
+
+class _Wake:
+    """Put on a call's event queue to wake its loop (hand-over); matches no real event."""
+
+    name = key = uuid = "KALLGLOT_WAKE"
+    body = b""
+
+    def get(self, name: str, default: str = "") -> str:
+        return default
+
+
+_WAKE: CallEvent = _Wake()
 
 
 class CallEvent(Protocol):
@@ -160,6 +174,10 @@ class CallSession:
         self.stream_attempts = 0
         self._retry_at: float | None = None
         self._cause_from_notice = False
+        # The call goes on without us: the controller hands it over (SIGTERM), or the socket
+        # was lost without a hangup. Its leg stays open; the next controller adopts the call.
+        self._handing_over = False
+        self.detached = False
 
     # -- entry point -----------------------------------------------------------------------------
     def run(self) -> None:
@@ -180,6 +198,9 @@ class CallSession:
         self.sock.myevents()
         self.sock.subscribe_audio_stream()
         self.sock.linger()
+        if is_adopted(self.sock.data):
+            self._resume()
+            return
         try:
             self.admission = admit(self.store, self.channel)
         except Exception:
@@ -195,6 +216,47 @@ class CallSession:
                 self._serve()
         finally:
             self._finish(self.admission)
+
+    # -- adoption and hand-over -------------------------------------------------------------------
+    def _resume(self) -> None:
+        """A call an earlier controller admitted, sent back to us (controller/calls/adoption.py):
+        carry on with its leg; restart its stream only if it is gone."""
+        assert self.channel is not None
+        leg_id = self.sock.data.get("variable_kallglot_leg_id")
+        admitted = resume_leg(self.store, self.channel, leg_id)
+        if admitted is None:
+            log.info(json.dumps({"event": "adopted_call_ended", "call_uuid": self.channel.call_uuid,
+                                 "leg_id": leg_id, "reason": "its leg or session is no longer open"},
+                                separators=(",", ":")))
+            try:
+                self.sock.execute("hangup", "NORMAL_CLEARING")
+            except EslCommandError as exc:
+                self._gone_before_media(exc)
+                return
+            self._wait_for(lambda ev: self._is_my_hangup(ev), GONE_HANGUP_WAIT_S)
+            return
+        self.admission = admitted
+        answered = self.sock.data.get("Answer-State") == "answered"
+        log.info(json.dumps({"event": "call_adopted", "call_uuid": admitted.call_uuid,
+                             "leg_id": admitted.leg_id, "session_id": admitted.session_id,
+                             "answered": answered}, separators=(",", ":")))
+        try:
+            if answered:
+                self.playback = LegPlayback(admitted.call_uuid, self._api)
+                if not has_audio_stream(self._api(f"uuid_buglist {admitted.call_uuid}")):
+                    self._start_stream()
+                self._serve()
+            elif self._answer(admitted):
+                self._start_stream()
+                self._serve()
+        finally:
+            self._finish(admitted)
+
+    def hand_over(self) -> None:
+        """Let go of the call without ending it (graceful stop): ``run`` returns, the ESL layer
+        sends ``exit``, and FreeSWITCH parks the call until the next controller adopts it."""
+        self._handing_over = True
+        self._events.put(_WAKE)
 
     # -- reject ------------------------------------------------------------------------------------
     def _reject(self, rejected: Rejected) -> None:
@@ -225,6 +287,12 @@ class CallSession:
                 self.sock.execute("set", f"absolute_codec_string={admitted.codec_string}")
             if self.config.stream_buffer_ms:
                 self.sock.execute("set", f"STREAM_BUFFER_SIZE={self.config.stream_buffer_ms}")
+            # Who the call is, on the channel itself: if this socket goes away the dialplan parks
+            # the call (kallglot_after_socket needs kallglot_leg_id) and the next controller
+            # adopts it by these.
+            for name, value in (("kallglot_session_id", admitted.session_id),
+                                ("kallglot_leg_id", admitted.leg_id), ("kallglot_role", admitted.role)):
+                self.sock.execute("set", f"{name}={value}")
             answer_uuid = self.sock.execute("answer")
         except EslCommandError as exc:
             self._gone_before_media(exc)
@@ -287,7 +355,7 @@ class CallSession:
 
     # -- the answered call ---------------------------------------------------------------------------
     def _serve(self) -> None:
-        while self.hangup_cause is None:
+        while self.hangup_cause is None and not self._handing_over:
             timeout = 1.0
             if self._retry_at is not None:
                 timeout = max(0.0, min(timeout, self._retry_at - self._clock()))
@@ -296,7 +364,10 @@ class CallSession:
                 if self._retry_at is not None and self._clock() >= self._retry_at:
                     self._retry_stream()
                 elif self.sock.closed and self._events.empty():
-                    self.hangup_cause = self.hangup_cause or "CONTROLLER_SOCKET_CLOSED"
+                    # Lost without a hangup: the call parks in FreeSWITCH (dialplan) and is
+                    # adopted again, or reconciliation ends the leg if the channel is gone.
+                    self.detached = True
+                    return
                 continue
             self._handle(event)
 
@@ -309,7 +380,7 @@ class CallSession:
             return None
 
     def _handle(self, event: CallEvent) -> None:
-        if self._is_my_hangup(event):
+        if event is _WAKE or self._is_my_hangup(event):
             return
         admitted = self.admission
         assert isinstance(admitted, Admitted) and self.playback is not None
@@ -383,6 +454,11 @@ class CallSession:
     def _finish(self, admitted: Admitted) -> None:
         if self.playback is not None:
             self.playback.stop()
+        if (self._handing_over or self.detached) and self.hangup_cause is None:
+            log.info(json.dumps({"event": "call_handed_over" if self._handing_over else "call_detached",
+                                 "call_uuid": admitted.call_uuid, "leg_id": admitted.leg_id,
+                                 "session_id": admitted.session_id}, separators=(",", ":")))
+            return
         if self._cause_from_notice:
             self._cause_from_notice = False
             cause = self.hangup_cause

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from controller.calls.adoption import ATTACH_EXTENSION
 from controller.calls.legs import end_leg
 from controller.esl.connection import EslError
 from controller.esl.inbound import InboundClient
@@ -88,11 +89,10 @@ class EslCallControl:
             # Twilio/Telnyx refuse numbers the account does not own.
             assignments.append(f"origination_caller_id_number={caller_id}")
         variables = ",".join(assignments)
-        # originate splits its arguments on spaces (switch_separate_string): unquoted, the socket
-        # application would get only `host:port` (sync, not full: no api, no CUSTOM events) and
-        # `async`/`full)` would be taken for dialplan and context. Single quotes keep it whole.
-        return (f"{{{variables}}}sofia/gateway/{gateway}/{to} "
-                f"'&socket({self.settings.controller_address} async full)'")
+        # The answered leg runs the dialplan's kallglot_attach extension (socket to the controller,
+        # then park if that socket closes with the call up), not `&socket(...)`: with a bare
+        # application the leg would hang up whenever its controller went away.
+        return f"{{{variables}}}sofia/gateway/{gateway}/{to} {ATTACH_EXTENSION}"
 
     def caller_id(self, session_id: str, gateway: str) -> str | None:
         """The number an outbound leg presents: the session's managed number, else the oldest

@@ -3,7 +3,11 @@
 gevent's monkey patches are installed by ``controller.cli`` before this module is imported.
 The inbound connection reconciles the store with FreeSWITCH on start, on every reconnect
 (backoff 0.5 s → 10 s) and periodically: legs the store thinks live but FreeSWITCH no longer
-has are ended, so a crash (even ``kill -9``) of the controller never leaks call slots.
+has are ended, so a crash (even ``kill -9``) of the controller never leaks call slots. The same
+pass adopts the calls an earlier controller left parked (controller/calls/adoption.py), so a
+crash, restart or upgrade of the controller drops no call. SIGTERM hands live calls over
+instead of hanging them up: new calls are refused (FreeSWITCH answers them 503 with
+Retry-After while nothing listens) and the process exits without ending any call.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from dataclasses import dataclass
 import gevent
 import gevent.event
 
-from controller.calls.call_handler import CallConfig, handle_call
+from controller.calls.adoption import adopt_parked_calls
+from controller.calls.call_handler import CallConfig, CallSession
 from controller.calls.legs import live_uuids_from_show_calls, reconcile
 from controller.esl.connection import EslError
 from controller.esl.inbound import InboundClient
@@ -75,13 +80,25 @@ class ControllerService:
         self._inbound: InboundClient | None = None
         self._inbound_greenlet: gevent.Greenlet | None = None
         self.reconciled = 0  # reconciliation passes completed (for logs and tests)
+        self.sessions: dict[str, CallSession] = {}  # call uuid -> the call this process drives
+        self._pass_soon = gevent.event.Event()  # run a reconcile/adopt pass now, not at the interval
 
     def _on_call(self, call: OutboundCall) -> None:
         self.active_calls += 1
+        session = CallSession(call, self.store, self.config)
+        call_uuid = call.uuid
+        if call_uuid:
+            self.sessions[call_uuid] = session
         try:
-            handle_call(call, self.store, self.config)
+            if self._stopping.is_set():
+                session.hand_over()
+            session.run()
         finally:
+            if self.sessions.get(call_uuid) is session:
+                del self.sessions[call_uuid]
             self.active_calls -= 1
+            if session.detached:
+                self._pass_soon.set()  # the call parks in FreeSWITCH: take it back at once
 
     def start(self) -> tuple[str, int]:
         self.server.start()
@@ -89,12 +106,14 @@ class ControllerService:
         return self.server.address
 
     def stop(self, grace_s: float = 5.0) -> None:
-        """Stop accepting, release live call sockets (FreeSWITCH then hangs those calls up) and
-        let their handlers record the legs' end before returning."""
+        """Stop accepting and hand every live call over: its socket closes with the call still
+        up, FreeSWITCH parks it, and the next controller adopts it. Nothing is hung up."""
         if self._stopping.is_set():
             return
         self._stopping.set()
-        self.server.stop(timeout=0.1)
+        self.server.stop_accepting()
+        for session in list(self.sessions.values()):
+            session.hand_over()
         with gevent.Timeout(grace_s, False):
             while self.active_calls:
                 gevent.sleep(0.05)
@@ -127,8 +146,10 @@ class ControllerService:
                                 separators=(",", ":")))
             try:
                 while not self._stopping.is_set() and not client.closed:
+                    self._pass_soon.clear()
                     self.reconcile_once(client)
-                    client.wait_closed(self.reconcile_config.interval_s)
+                    gevent.wait([client.closed_event, self._pass_soon],
+                                timeout=self.reconcile_config.interval_s, count=1)
             except EslError as exc:
                 log.warning(json.dumps({"event": "esl_lost", "error": str(exc)}, separators=(",", ":")))
             finally:
@@ -142,9 +163,16 @@ class ControllerService:
         except ValueError as exc:
             log.warning(json.dumps({"event": "reconcile_skipped", "error": str(exc)}, separators=(",", ":")))
             return 0
-        ended = reconcile(self.store, live, now=time.time(), grace_s=self.reconcile_config.grace_s)
+        now = time.time()
+        ended = reconcile(self.store, live, now=now, grace_s=self.reconcile_config.grace_s)
+        adoption = None
+        if not self._stopping.is_set():
+            adoption = adopt_parked_calls(self.store, lambda cmd: client.api(cmd, timeout=10.0), live,
+                                          set(self.sessions), grace_s=self.reconcile_config.grace_s, now=now)
         self.reconciled += 1
-        log.info(json.dumps({"event": "reconciled", "live_channels": len(live), "legs_ended": len(ended)},
+        log.info(json.dumps({"event": "reconciled", "live_channels": len(live), "legs_ended": len(ended),
+                             "adopted": len(adoption.adopted) if adoption else 0,
+                             "orphans_ended": len(adoption.ended) if adoption else 0},
                             separators=(",", ":")))
         return len(ended)
 

@@ -110,6 +110,11 @@ class EslConnection(ESLProtocol):  # type: ignore[misc]
     def closed(self) -> bool:
         return self._closed.is_set()
 
+    @property
+    def closed_event(self) -> gevent.event.Event:
+        """Set once the socket is closed (to wait on it together with other events)."""
+        return self._closed
+
     def wait_closed(self, timeout: float | None = None) -> bool:
         """Block until the socket is closed (by either side); False on timeout."""
         return bool(self._closed.wait(timeout))

@@ -206,6 +206,11 @@ class OutboundServer:
     def serve_forever(self) -> None:
         self._server.serve_forever()
 
+    def stop_accepting(self) -> None:
+        """Close the listening socket; calls already connected go on (their handlers decide).
+        FreeSWITCH's ``socket`` to this address now fails at once (connection refused)."""
+        self._server.close()
+
     def stop(self, timeout: float = 5.0) -> None:
         """Stop accepting and close every live call socket (FreeSWITCH then continues those
         channels' dialplans: with nothing after ``socket`` they hang up)."""

@@ -233,6 +233,8 @@ class ConfigInput:
     rejected: tuple[Rejection, ...] = ()  # records left out because a field failed validation
 
     PROVIDER_ACL = "kallglot_providers"
+    # Retry-After of the 503 a call gets while no controller listens (restart, upgrade, crash).
+    CONTROLLER_AWAY_RETRY_AFTER_S = 5
 
     @property
     def codecs(self) -> tuple[str, ...]:

@@ -55,11 +55,16 @@ def test_call_is_admitted_answered_streamed_played_and_ended(db: tuple[Path, Sto
     try:
         call = WireCall(ctl.address, _vars(store, org, sid))
         start = call.wait_command("api uuid_audio_stream")
-        assert call.command_lines()[:7] == [
+        lines = call.command_lines()
+        assert lines[:5] == [
             "connect", "myevents",
             "event plain CUSTOM mod_audio_stream::connect mod_audio_stream::play mod_audio_stream::error "
             "mod_audio_stream::disconnect mod_audio_stream::json",
-            "linger", "sendmsg set absolute_codec_string=PCMU,PCMA", "sendmsg answer", start.line]
+            "linger", "sendmsg set absolute_codec_string=PCMU,PCMA"]
+        # kallglot_session_id / _leg_id / _role on the channel (adoption after a controller loss)
+        assert [line.split("=")[0] for line in lines[5:8]] == [
+            "sendmsg set kallglot_session_id", "sendmsg set kallglot_leg_id", "sendmsg set kallglot_role"]
+        assert lines[8:10] == ["sendmsg answer", start.line]
         leg = store.query_one("SELECT * FROM call_legs WHERE call_uuid = ?", (call.uuid,))
         assert leg is not None
         words = start.line.split(" ")
@@ -138,9 +143,10 @@ def test_srtp_required_and_no_crypto_is_488_at_answer(db: tuple[Path, Store],
     try:
         call = WireCall(ctl.address, _vars(store, org, make_session(store, org)), offer_crypto=False)
         call.wait_closed()
-        assert call.command_lines()[4:] == [
-            "sendmsg set rtp_secure_media=mandatory", "sendmsg set absolute_codec_string=PCMU",
-            "sendmsg answer", "exit"]
+        lines = call.command_lines()
+        assert lines[4:6] == ["sendmsg set rtp_secure_media=mandatory",
+                              "sendmsg set absolute_codec_string=PCMU"]
+        assert lines[-2:] == ["sendmsg answer", "exit"]
         wait_until(lambda: live_leg_count(store) == 0, "leg ended")
         row = store.query_one("SELECT sip_code FROM call_legs WHERE call_uuid = ?", (call.uuid,))
         assert row is not None and row["sip_code"] == 488
@@ -231,8 +237,8 @@ def test_50_simultaneous_calls_against_cap_5(db: tuple[Path, Store], esl: Script
         assert ctl.stop() == 0
 
 
-def test_sigterm_releases_live_calls_and_records_their_end(db: tuple[Path, Store],
-                                                           esl: ScriptedInboundEsl) -> None:
+def test_sigterm_hands_live_calls_over_without_ending_them(db: tuple[Path, Store],
+                                                            esl: ScriptedInboundEsl) -> None:
     path, store = db
     org = make_org(store)
     ctl = ControllerProcess(path, esl.port)
@@ -240,6 +246,11 @@ def test_sigterm_releases_live_calls_and_records_their_end(db: tuple[Path, Store
     call.wait_command("api uuid_audio_stream")
     assert ctl.stop() == 0
     call.wait_closed()
-    assert live_leg_count(store) == 0
-    ends = ctl.json_logs("call_ended")
-    assert len(ends) == 1 and ends[0]["call_uuid"] == call.uuid
+    # No hangup was sent: the socket just closed (FreeSWITCH parks the call for the next
+    # controller), and the leg still holds its call slot.
+    assert not [line for line in call.command_lines() if "hangup" in line or "uuid_kill" in line]
+    assert call.command_lines()[-1] == "exit"
+    assert live_leg_count(store) == 1
+    assert ctl.json_logs("call_ended") == []
+    handed = ctl.json_logs("call_handed_over")
+    assert len(handed) == 1 and handed[0]["call_uuid"] == call.uuid

@@ -158,11 +158,11 @@ def test_dial_string_carries_the_leg_variables_and_refuses_injection() -> None:
     dial = control.dial_string("sess_A1", "leg_B2", "0b6f-11", "agent", "+4930123", "pcon_C3")
     assert dial == ("{origination_uuid=0b6f-11,kallglot_session_id=sess_A1,kallglot_leg_id=leg_B2,"
                     "kallglot_role=agent,originate_timeout=60}sofia/gateway/pcon_C3/+4930123 "
-                    "'&socket(controller:8084 async full)'")
-    # As originate_function splits it (switch_separate_string, 10 slots): two arguments, the
-    # application with its whole data (unquoted, `async` and `full)` would be separate words).
+                    "kallglot_attach XML kallglot")
+    # As originate_function splits it (switch_separate_string, 10 slots): the call URL, then the
+    # extension, dialplan and context the answered leg runs (the controller's socket is there).
     argv = separate_string(dial, 10)
-    assert argv[1:] == ["&socket(controller:8084 async full)"] and argv[0] == dial.split(" ")[0]
+    assert argv[1:] == ["kallglot_attach", "XML", "kallglot"] and argv[0] == dial.split(" ")[0]
     with_id = control.dial_string("sess_A1", "leg_B2", "0b6f-11", "agent", "+4930123", "pcon_C3",
                                   "+4930999")
     assert "originate_timeout=60,origination_caller_id_number=+4930999}" in with_id

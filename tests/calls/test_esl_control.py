@@ -60,7 +60,7 @@ def test_originate_sends_the_dial_string_and_keeps_the_leg_on_success(store: Sto
     sent = [r for r in esl.requests if r.startswith("bgapi originate")]
     assert sent == [f"bgapi originate {{origination_uuid={uuid},kallglot_session_id={sid},"
                     f"kallglot_leg_id={leg.leg_id},kallglot_role=agent,originate_timeout=5}}"
-                    f"sofia/gateway/pcon_X/+4930123 '&socket(10.0.0.5:8084 async full)'"]
+                    f"sofia/gateway/pcon_X/+4930123 kallglot_attach XML kallglot"]
     time.sleep(0.3)
     assert live_leg_count(store) == 1
 

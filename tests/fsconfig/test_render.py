@@ -140,8 +140,15 @@ def test_gateways_reference_secrets_and_dialplan_routes(store: Store, settings: 
          [(a.get("application"), a.get("data")) for a in c.iter("action")])
         for c in context.iter("condition")
     ]
-    socket = [("socket", "127.0.0.1:8084 async full")]
+    # After the socket: when it closes with the call still up, an admitted call parks
+    # (kallglot_after_socket) until a controller adopts it (kallglot_attach).
+    socket = [("socket", "127.0.0.1:8084 async full"), ("transfer", "kallglot_after_socket XML kallglot")]
+    leg = ("${kallglot_leg_id}", "^leg_[0-9A-Za-z]+$")
     assert routes == [
+        ("destination_number", "^kallglot_after_socket$", []),
+        (*leg, [("park", None)]),
+        ("destination_number", "^kallglot_attach$", []),
+        (*leg, socket),
         ("destination_number", "^sess_[0-9A-Za-z]+$", socket),
         ("destination_number", r"^\+?4930123456$", socket),
         # Rendered like kallglot_providers itself, which is empty here: it matches nobody.
@@ -217,7 +224,8 @@ def test_freeswitch_double_reads_the_rendered_tree(store: Store, settings: Setti
     assert fs.acl_allows(user.params["auth-acl"], "198.51.100.9")
     assert not fs.acl_allows(user.params["auth-acl"], "203.0.113.9")
     assert [e.name for e in fs.contexts["kallglot"]] == [
-        "kallglot_session", "kallglot_provider_trunk", "kallglot_not_found"]
+        "kallglot_after_socket", "kallglot_attach", "kallglot_session", "kallglot_provider_trunk",
+        "kallglot_not_found"]
     assert fs.acls["kallglot_providers"].nodes == [] and not fs.acl_allows("kallglot_providers", "127.0.0.1")
 
 
@@ -241,5 +249,7 @@ def test_empty_install_renders_a_closed_but_valid_tree(
     (profile,) = config["sofia.conf"].iter("profile")
     p = params(profile.find("settings"))  # type: ignore[arg-type]
     assert p["auth-calls"] == "true" and p["apply-inbound-acl"] == "kallglot_providers"
-    actions = [a.get("data") for a in sections["dialplan"].iter("action")]
-    assert actions == ["127.0.0.1:8084 async full", "127.0.0.1:8084 async full", "404"]
+    actions = [(a.get("application"), a.get("data")) for a in sections["dialplan"].iter("action")]
+    socket = [("socket", "127.0.0.1:8084 async full"), ("transfer", "kallglot_after_socket XML kallglot")]
+    # park (after_socket), attach, the session extension, the (empty) provider trunk, 404
+    assert actions == [("park", None), *socket, *socket, *socket, ("respond", "404")]
