@@ -12,7 +12,8 @@ from tests.calls.factories import make_org, make_session, sip_channel, sip_usern
 
 # uuid_buglist of a channel with mod_audio_stream running, as FreeSWITCH 1.10.12 printed it.
 BUGLIST_STREAMING = ("<media-bugs>\n <media-bug>\n  <function>audio_stream</function>\n"
-                     "  <target>N/A</target>\n  <thread-locked>0</thread-locked>\n </media-bug>\n</media-bugs>\n")
+                     "  <target>N/A</target>\n  <thread-locked>0</thread-locked>\n"
+                     " </media-bug>\n</media-bugs>\n")
 
 
 class FakeSwitch:
