@@ -83,7 +83,8 @@ def test_calls_survive_the_controller_and_are_adopted_by_the_next(edge: Edge, ho
         # New calls while no controller listens: 503 with Retry-After, no slot taken.
         for _ in range(3):
             refused = edge.stack.place_call(edge.new_session(), **edge.acme.credentials())
-            assert (refused.code, refused.headers.get("Retry-After")) == (503, "5"), (refused.code, refused.reason)
+            got = (refused.code, refused.headers.get("Retry-After"))
+            assert got == (503, "5"), (refused.code, refused.reason)
 
         time.sleep(max(0.0, GAP_S - (time.monotonic() - gone_at)))
         assert edge.live_channels() == 2, "a caller was cut off while the controller was away"
