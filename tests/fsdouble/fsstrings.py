@@ -15,8 +15,9 @@ ESCAPE_META = "\\"
 _UNESCAPE = {"n": "\n", "r": "\r", "t": "\t", "s": " "}
 
 
-def _cleanup(text: str) -> str:
-    """cleanup_separated_string(str, 0)."""
+def _cleanup(text: str, delim: str = "") -> str:
+    """cleanup_separated_string(str, delim): ``delim`` is 0 (``""``) for blank-separated
+    arguments, else the separator, which a backslash then escapes too."""
     i = 0
     while i < len(text) and text[i] == " ":
         i += 1
@@ -28,9 +29,10 @@ def _cleanup(text: str) -> str:
         escaped = False
         if c == ESCAPE_META and i + 1 < len(text):
             e = text[i + 1]
-            if e in ("'", '"', ESCAPE_META) or e in _UNESCAPE:
+            if e in ("'", '"', ESCAPE_META) or (delim and e == delim) or e in _UNESCAPE:
                 i += 1
-                dest.append(_UNESCAPE.get(e, e) if e not in ("'", '"', ESCAPE_META) else e)
+                plain = e in ("'", '"', ESCAPE_META) or (delim and e == delim)
+                dest.append(e if plain else _UNESCAPE[e])
                 end = len(dest)
                 escaped = True
         if not escaped:
@@ -46,8 +48,13 @@ def _cleanup(text: str) -> str:
     return "".join(dest[:end] if end is not None else dest)
 
 
-def separate_string(buf: str, arraylen: int) -> list[str]:
-    """The arguments ``switch_separate_string(buf, ' ', argv, arraylen)`` yields."""
+def separate_string(buf: str, arraylen: int, delim: str = " ") -> list[str]:
+    """The arguments ``switch_separate_string(buf, delim, argv, arraylen)`` yields (a leading
+    ``^^X`` makes ``X`` the separator, as there)."""
+    if buf.startswith("^^") and len(buf) > 3:
+        delim, buf = buf[2], buf[3:]
+    if delim != " ":
+        return _separate_char(buf, arraylen, delim)
     starts: list[int] = []
     cuts: list[int] = []  # positions turned into NUL by the tokenizer
     state = "start"
@@ -81,4 +88,34 @@ def separate_string(buf: str, arraylen: int) -> list[str]:
     for start in starts:
         stop = next((cut for cut in cuts if cut >= start), len(buf))
         out.append(_cleanup(buf[start:stop]))
+    return out
+
+
+def _separate_char(buf: str, arraylen: int, delim: str) -> list[str]:
+    """separate_string_char_delim: cut at ``delim`` outside single quotes (a quote counts only
+    when a partner follows, or it closes one), a backslash skips the next character; the last
+    of the ``arraylen`` slots keeps the rest."""
+    starts: list[int] = []
+    cuts: list[int] = []
+    start_next = True
+    ptr = 0
+    inside_quotes = False
+    while ptr < len(buf) and len(starts) < arraylen:
+        if start_next:
+            starts.append(ptr)
+            start_next = False
+            continue
+        c = buf[ptr]
+        if c == ESCAPE_META:
+            ptr += 1
+        elif c == "'" and (inside_quotes or "'" in buf[ptr + 1:]):
+            inside_quotes = not inside_quotes
+        elif c == delim and not inside_quotes:
+            cuts.append(ptr)
+            start_next = True
+        ptr += 1
+    out: list[str] = []
+    for start in starts:
+        stop = next((cut for cut in cuts if cut >= start), len(buf))
+        out.append(_cleanup(buf[start:stop], delim))
     return out
