@@ -81,6 +81,12 @@ class AudioStream:
             await self._session.close()
             await self.fire("mod_audio_stream::error", json.dumps(body, separators=(",", ":")).encode())
             return
+        if self.state == "stopped":
+            # `stop` (or the hangup) came while connecting: the module's cleanup already ran
+            # (the bug is gone, the streamer marked cleaned up: no ::connect, no audio).
+            await self._ws.close(code=1000, message=b"Normal closure")
+            await self._session.close()
+            return
         self.state = "connected"
         await self.fire("mod_audio_stream::connect", b'{"status":"connected"}')
         if self.metadata:
