@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -47,14 +48,18 @@ def test_answered_call_and_remote_bye(conf: Path) -> None:
         done = call.execute_wait("answer")
         seen["answer"] = done.get("Application-Response")
         seen["codec"] = call.api(f"uuid_getvar {call.uuid} rtp_use_codec_name")
+        asked.set()
         seen["hungup"] = call.wait_hangup(10)
         seen["cause"] = call.hangup_cause
 
+    asked = threading.Event()
     with run_with(conf, handle) as (fs, ctl):
         out = fs.place_call("sess_01ABC", user=USER, password=PASSWORD, transport="tls",
                             codecs=("G722", "PCMU"), headers={"X-Kallglot-Role": "agent"})
         assert out.code == 200, out
         assert out.challenged and out.codec == "PCMU"
+        # Asked while the channel is up: once it hung up, uuid_getvar finds no channel.
+        assert asked.wait(5)
         out.hangup()
         assert out.wait_ended(5)
         ctl.close()

@@ -173,19 +173,31 @@ class Channel:
         self.state_number = STATE_NUMBERS[state]
 
     def caller_block(self, prefix: str) -> list[tuple[str, str]]:
+        """The caller profile's headers (switch_caller_profile_event_set_data): after a transfer
+        the profile is a clone with the new destination, context and dialplan, the old
+        destination as RDNIS, a Transfer-Source, the next Profile-Index and its own creation time
+        (its Channel-Transfer-Time stays 0: FreeSWITCH stamps the replaced profile)."""
         c = self.caller
         created = str(self.created_us)
-        return [
+        items = [
             (f"{prefix}Direction", self.direction), (f"{prefix}Logical-Direction", self.direction),
-            (f"{prefix}Username", c["username"]), (f"{prefix}Dialplan", "XML"),
+            (f"{prefix}Username", c["username"]), (f"{prefix}Dialplan", c.get("dialplan", "XML")),
             (f"{prefix}Caller-ID-Name", c["caller_id"]), (f"{prefix}Caller-ID-Number", c["caller_id"]),
             (f"{prefix}Orig-Caller-ID-Name", c["caller_id"]),
             (f"{prefix}Orig-Caller-ID-Number", c["caller_id"]),
             (f"{prefix}Network-Addr", c["network_addr"]), (f"{prefix}ANI", c["caller_id"]),
             (f"{prefix}Destination-Number", c["destination"]), (f"{prefix}Unique-ID", self.uuid),
-            (f"{prefix}Source", "mod_sofia"), (f"{prefix}Context", c["context"]),
-            (f"{prefix}Channel-Name", self.name), (f"{prefix}Profile-Index", "1"),
-            (f"{prefix}Profile-Created-Time", created), (f"{prefix}Channel-Created-Time", created),
+            (f"{prefix}Source", "mod_sofia")]
+        if c.get("transfer_source"):
+            items.append((f"{prefix}Transfer-Source", c["transfer_source"]))
+        items.append((f"{prefix}Context", c["context"]))
+        if c.get("rdnis"):
+            items.append((f"{prefix}RDNIS", c["rdnis"]))
+        return [
+            *items, (f"{prefix}Channel-Name", self.name),
+            (f"{prefix}Profile-Index", c.get("profile_index", "1")),
+            (f"{prefix}Profile-Created-Time", c.get("profile_created", created)),
+            (f"{prefix}Channel-Created-Time", created),
             (f"{prefix}Channel-Answered-Time", str(self.answered_us)),
             (f"{prefix}Channel-Progress-Time", "0"),
             (f"{prefix}Channel-Progress-Media-Time", str(self.progress_media_us)),

@@ -94,16 +94,25 @@ class AclList:
 
 @dataclass
 class Condition:
+    """One ``<condition>`` as mod_dialplan_xml's parse_exten reads it: ``field`` ("" = an
+    absolute condition), ``expression``, ``break`` (on-false unless on-true/always/never), its
+    own actions and anti-actions, and nested conditions (tried only when this one proceeds)."""
+
     field: str
     expression: str
+    actions: list[tuple[str, str]] = field(default_factory=list)
+    anti_actions: list[tuple[str, str]] = field(default_factory=list)
+    break_on: str = "on-false"
+    children: list[Condition] = field(default_factory=list)
 
 
 @dataclass
 class Extension:
     name: str
     conditions: list[Condition]
-    actions: list[tuple[str, str]]
+    actions: list[tuple[str, str]]  # every condition's actions, in order (for inspection)
     anti_actions: list[tuple[str, str]] = field(default_factory=list)
+    cont: bool = False  # continue="true": hunting goes on after this extension matched
 
 
 @dataclass
@@ -196,9 +205,27 @@ def _scan(root: ET.Element, cfg: FsConfig) -> None:
             continue
         exts = cfg.contexts.setdefault(name, [])
         for ext in ctx.findall("extension"):
-            conds, actions, anti = [], [], []
-            for cond in ext.findall("condition"):
-                conds.append(Condition(cond.get("field", ""), cond.get("expression", "")))
-                actions += [(a.get("application", ""), a.get("data", "")) for a in cond.findall("action")]
-                anti += [(a.get("application", ""), a.get("data", "")) for a in cond.findall("anti-action")]
-            exts.append(Extension(ext.get("name", ""), conds, actions, anti))
+            conds = [_condition(c) for c in ext.findall("condition")]
+            actions = [a for c in conds for a in c.actions]
+            anti = [a for c in conds for a in c.anti_actions]
+            cont = (ext.get("continue") or "").strip().lower() in ("true", "yes", "on", "1")
+            exts.append(Extension(ext.get("name", ""), conds, actions, anti, cont))
+
+
+def _app(el: ET.Element) -> tuple[str, str]:
+    """An action's application and data: the element's text when it has some, else ``data``."""
+    text = el.text or ""
+    return el.get("application", ""), text if text.strip() else el.get("data", "")
+
+
+def _condition(el: ET.Element) -> Condition:
+    brk = (el.get("break") or "on-false").lower()
+    expression = el.get("expression", "")
+    nested = el.find("expression")
+    if nested is not None:
+        expression = nested.text or ""
+    return Condition(el.get("field", ""), expression,
+                     actions=[_app(a) for a in el.findall("action")],
+                     anti_actions=[_app(a) for a in el.findall("anti-action")],
+                     break_on=brk if brk in ("on-true", "on-false", "always", "never") else "on-false",
+                     children=[_condition(c) for c in el.findall("condition")])

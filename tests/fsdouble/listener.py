@@ -69,6 +69,7 @@ class Listener:
         self.lingering = False
         self.linger_seconds = -1
         self.closed = False
+        self.connected = asyncio.Event()  # an outbound socket got its `connect`
         self.sent_frames: list[bytes] = []
         self._lock = asyncio.Lock()
 

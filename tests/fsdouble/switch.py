@@ -35,7 +35,7 @@ from tests.fsdouble.channel import (
     cause_to_sip,
     sip_to_cause,
 )
-from tests.fsdouble.config import FsConfig, Profile, load_config
+from tests.fsdouble.config import Condition, FsConfig, Profile, load_config
 from tests.fsdouble.fsstrings import separate_string
 from tests.fsdouble.listener import Command, Listener, read_command
 from tests.fsdouble.sofia_status import INVALID_PROFILE, profile_status, status_table
@@ -59,6 +59,11 @@ _BIND_PARAMS = ("sip-ip", "ext-sip-ip", "sip-port", "bind-params", "tls", "enabl
 STREAM_API_SYNTAX = ("<uuid> [start | stop | send_text | pause | resume | graceful-shutdown ] "
                      "[wss-url | path] [mono | mixed | stereo] [8000 | 16000] [metadata]")
 SHOW_CALLS_LAG_S = 0.2
+# mod_commands.c usage strings.
+GETVAR_SYNTAX = "<uuid> <var>"
+SETVAR_SYNTAX = "<uuid> <var> [value]"
+BUGLIST_SYNTAX = "<uuid>"
+TRANSFER_SYNTAX = "<uuid> [-bleg|-both] <dest-exten> [<dialplan>] [<context>]"
 
 
 @dataclass
@@ -78,13 +83,24 @@ class _CallRuntime:
     channel: Channel
     outcome: CallOutcome
     spec: CallSpec
-    apps: asyncio.Queue[_App] = field(default_factory=asyncio.Queue)
-    listener: Listener | None = None
+    apps: asyncio.Queue[_App] = field(default_factory=asyncio.Queue)  # the private event queue
+    # Outbound sockets of this channel still open (one per `socket` application that connected;
+    # a socket the channel was transferred away from stays attached until the hangup).
+    listeners: list[Listener] = field(default_factory=list)
     stream: AudioStream | None = None
-    socket_app_uuid: str | None = None
-    socket_data: str = ""
     current: _App | None = None  # the application running now (completed by a hangup)
     starting: _App | None = None  # taken from the queue, in its ≈20 ms before CHANNEL_EXECUTE
+    # The dialplan application that holds the channel in switch_ivr_park: `socket` or `park`.
+    host: _App | None = None
+    parked: bool = False  # CHANNEL_PARK fired, CHANNEL_UNPARK not yet
+    # Open while a park loop runs: queued applications (sendmsg, uuid_broadcast) run only then.
+    parking: asyncio.Event = field(default_factory=asyncio.Event)
+    worker: asyncio.Task[None] | None = None
+    busy: bool = False  # the worker is running a queued application
+    # switch_ivr_session_transfer happened (CF_TRANSFER): the running application stops, the
+    # dialplan routes again once it returned.
+    transfer_pending: bool = False
+    interrupt: asyncio.Event = field(default_factory=asyncio.Event)
     break_playback: asyncio.Event = field(default_factory=asyncio.Event)
     # CF_BREAK left set: by a `uuid_break` with nothing to break, or re-set by switch_ivr_parse_event
     # after a broadcast stopped with CF_STOP_BROADCAST; the next playback consumes it at once.
@@ -122,7 +138,7 @@ class FreeSwitchDouble:
         # replaces or None). Calls to their transports get 503 meanwhile.
         self._starting: dict[str, tuple[Profile, Profile | None]] = {}
         self.profile_start_delay = profile_start_delay
-        self._hangups: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()  # background tasks, referenced until done
         self.calls: dict[str, Channel] = {}
         self.outcomes: dict[str, CallOutcome] = {}
         self.api_log: list[str] = []
@@ -305,7 +321,7 @@ class FreeSwitchDouble:
         outcome._on_final.append(final.set)
         await self._chan_event(ch, "CHANNEL_CREATE")
         ch.call_state = "RINGING"
-        asyncio.get_running_loop().create_task(self._run_dialplan(rt))
+        self._spawn(self._run_dialplan(rt))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(final.wait(), timeout)
         return outcome
@@ -421,18 +437,17 @@ class FreeSwitchDouble:
 
     # ------------------------------------------------------------------ dialplan
     def _expand(self, rt: _CallRuntime, text: str) -> str:
+        """switch_channel_expand_variables for what the dialplan uses: ``${name}`` (a channel
+        variable, else the caller-profile field of that name, as switch_channel_get_variable
+        falls back) and ``${acl(<ip> <list>)}``."""
         ch = rt.channel
 
         def lookup(name: str) -> str:
-            if name == "destination_number":
-                return ch.caller["destination"]
-            if name in ("caller_id_number", "caller_id_name"):
-                return ch.caller["caller_id"]
-            if name == "network_addr":
-                return ch.caller["network_addr"]
-            return ch.variables.get(name, "")
+            if name in ch.variables:
+                return ch.variables[name]
+            return self._caller_field(rt, name)
 
-        for _ in range(5):
+        for _ in range(50):
             m = re.search(r"\$\{acl\(([^ )]+) ([^)]+)\)\}", text)
             inner = re.search(r"\$\{([A-Za-z0-9_]+)\}", text)
             if inner:
@@ -445,82 +460,324 @@ class FreeSwitchDouble:
             break
         return text
 
-    def _match_extension(self, rt: _CallRuntime) -> list[tuple[str, str]] | None:
-        context = rt.channel.caller["context"]
-        for ext in self.config.contexts.get(context, []):
-            if all(self._condition_true(rt, c.field, c.expression) for c in ext.conditions):
-                return ext.actions
+    def _caller_field(self, rt: _CallRuntime, name: str) -> str:
+        """switch_caller_get_field_by_name: what a condition's bare ``field`` reads (anything
+        that is not a caller-profile field reads as empty; variables need ``${…}``)."""
+        ch, c = rt.channel, rt.channel.caller
+        return {
+            "dialplan": c.get("dialplan", "XML"), "username": c["username"],
+            "caller_id_name": c["caller_id"], "caller_id_number": c["caller_id"],
+            "orig_caller_id_name": c["caller_id"], "orig_caller_id_number": c["caller_id"],
+            "ani": c["caller_id"], "network_addr": c["network_addr"], "rdnis": c.get("rdnis", ""),
+            "destination_number": c["destination"], "uuid": ch.uuid, "source": "mod_sofia",
+            "transfer_source": c.get("transfer_source", ""), "context": c["context"],
+            "chan_name": ch.name, "profile_index": c.get("profile_index", "1"),
+        }.get(name.lower(), "")
+
+    def _route(self, rt: _CallRuntime) -> list[tuple[str, str]] | None:
+        """switch_core_standard_on_routing: the caller profile's dialplans (``XML``, ``inline``;
+        comma-separated ``name[:arg]``) are hunted in order; the first extension found runs.
+        None: no route (the caller then hangs up with NO_ROUTE_DESTINATION)."""
+        spec = rt.channel.caller.get("dialplan", "XML")
+        for item in separate_string(self._expand(rt, spec), 25, ",") if spec else []:
+            name, _, arg = item.partition(":")
+            kind = name.strip().lower()
+            if kind == "xml":
+                apps = self._hunt_xml(rt)
+            elif kind == "inline":
+                apps = self._hunt_inline(rt, arg)
+            else:
+                log.warning("double: dialplan [%s] not found, skipping", name)
+                continue
+            if apps is not None:
+                return apps
         return None
 
-    def _condition_true(self, rt: _CallRuntime, fld: str, expression: str) -> bool:
-        if not fld:
-            return True
-        value = self._expand(rt, fld if "$" in fld else "${" + fld + "}")
-        return re.search(expression, value) is not None
+    def _hunt_xml(self, rt: _CallRuntime) -> list[tuple[str, str]] | None:
+        """mod_dialplan_xml dialplan_hunt: the context (else ``global``), its extensions in
+        order; an extension that proceeds ends the hunt unless it says continue="true". The
+        applications gathered (actions and anti-actions alike, even those of an extension whose
+        later condition failed) form the extension run; none gathered: no route."""
+        ch = rt.channel
+        exts = self.config.contexts.get(ch.caller["context"])
+        if exts is None:
+            exts = self.config.contexts.get("global")
+        if exts is None:
+            log.warning("double: context %s not found", ch.caller["context"])
+            return None
+        queued: list[tuple[str, str]] = []
+        for ext in exts:
+            if self._parse_exten(rt, ext.conditions, queued) and not ext.cont:
+                break
+        return queued or None
 
-    async def _run_dialplan(self, rt: _CallRuntime) -> None:
+    def _parse_exten(self, rt: _CallRuntime, conditions: list[Condition],
+                     queued: list[tuple[str, str]]) -> bool:
+        """mod_dialplan_xml parse_exten: each condition in order; a true one queues its actions,
+        a false one its anti-actions (and proceeds when it had any); break="on-false" (the
+        default) stops at a false condition, "on-true" at a true one, "always" after any,
+        "never" goes on. Nested conditions are tried when their parent proceeds."""
+        proceed = False
+        for cond in conditions:
+            match: re.Match[str] | None = None
+            expression = ""
+            if cond.field:
+                fld = cond.field
+                data = self._expand(rt, fld) if "$" in fld else self._caller_field(rt, fld)
+                expression = self._expand(rt, cond.expression)
+                try:
+                    match = re.search(expression, data)
+                except re.error:
+                    log.warning("double: bad regex %r in the dialplan", expression)
+                proceed = match is not None
+                anti = match is None
+            else:  # no field (and no time rule): an absolute condition
+                anti, proceed = False, True
+            if anti:
+                for app in cond.anti_actions:
+                    queued.append(app)
+                    proceed = True
+            else:
+                for app, data in cond.actions:
+                    if match is not None and "(" in expression:
+                        data = _substitute(data, match)
+                    queued.append((app, data))
+            brk = cond.break_on
+            if (not anti and brk == "on-true") or (anti and brk == "on-false") or brk == "always":
+                break
+            if proceed and cond.children and not self._parse_exten(rt, cond.children, queued):
+                if brk == "never":
+                    continue
+                return False
+        return proceed
+
+    def _hunt_inline(self, rt: _CallRuntime, arg: str) -> list[tuple[str, str]] | None:
+        """mod_dptools inline_dialplan_hunt: ``app:data`` items separated by ``,`` (or by X with
+        a leading ``m:X:``); the destination number goes back to the RDNIS (the number before
+        the transfer) and the RDNIS is cleared."""
+        c = rt.channel.caller
+        target = arg or c["destination"]
+        if not target:
+            return None
+        delim = ","
+        if len(target) > 3 and target[0] == "m" and target[1] == ":" and target[3] == ":":
+            delim, target = target[2], target[4:]
+        apps = []
+        for item in separate_string(target, 128, delim):
+            app, _, data = item.partition(":")
+            apps.append((app.lstrip(" "), data))
+        c["destination"], c["rdnis"] = c.get("rdnis", ""), ""
+        return apps
+
+    async def _run_dialplan(self, rt: _CallRuntime, actions: list[tuple[str, str]] | None = None,
+                            *, rerouting: bool = False) -> None:
+        """Route (unless ``actions`` are given, as originate's ``&app()``) and run the extension's
+        applications; a transfer routes again (CHANNEL_STATE CS_ROUTING, CS_EXECUTE); the last
+        application returning with the channel up hangs it up (NORMAL_CLEARING)."""
         ch = rt.channel
         try:
-            ch.set_state("CS_ROUTING")
-            actions = self._match_extension(rt)
-            ch.set_state("CS_EXECUTE")
-            if actions is None:
-                await self._hangup(rt, "NO_ROUTE_DESTINATION")
-                return
-            for app, data in actions:
+            while True:
+                rt.transfer_pending = False  # CF_TRANSFER ends with the new routing
+                rt.interrupt.clear()
+                if actions is None:
+                    ch.set_state("CS_ROUTING")
+                    if rerouting:
+                        await self._chan_event(ch, "CHANNEL_STATE")
+                        ch.set_var("call_uuid", ch.uuid)  # switch_core_standard_on_routing
+                    actions = self._route(rt)
+                    if actions is None:
+                        await self._hangup(rt, "NO_ROUTE_DESTINATION")
+                        return
+                    ch.set_state("CS_EXECUTE")
+                    if rerouting:
+                        await self._chan_event(ch, "CHANNEL_STATE")
+                        ch.set_var("call_uuid", ch.uuid)  # switch_core_standard_on_execute
+                for app, data in actions:
+                    if ch.hung_up or rt.transfer_pending:
+                        break
+                    step = _App(app, self._expand(rt, data), str(uuidlib.uuid4()), queued=False)
+                    await self._execute(rt, step)
                 if ch.hung_up:
                     return
-                data = self._expand(rt, data)
-                if app == "socket":
-                    await self._socket_app(rt, data)
-                else:
-                    await self._execute(rt, _App(app, data, str(uuidlib.uuid4()), queued=False))
-            if not ch.hung_up:
-                await self._hangup(rt, "NORMAL_CLEARING")
+                if not rt.transfer_pending:
+                    await self._hangup(rt, "NORMAL_CLEARING")
+                    return
+                actions, rerouting = None, True
         except Exception:
             log.exception("dialplan of %s failed", ch.uuid)
             if not ch.hung_up:
                 await self._hangup(rt, "NORMAL_TEMPORARY_FAILURE")
 
-    async def _socket_app(self, rt: _CallRuntime, data: str) -> None:
+    async def _transfer(self, rt: _CallRuntime, extension: str, dialplan: str = "",
+                        context: str = "") -> bool:
+        """switch_ivr_session_transfer: max_session_transfers / max_forwards counts down (at 0
+        the channel hangs up EXCHANGE_ROUTING_ERROR and the transfer fails); CF_BREAK is cleared;
+        the new caller profile gets the extension, dialplan (default: the current one, XML when
+        that was inline), context (default: the current one) and the old destination as RDNIS;
+        transfer_history / transfer_source are set. The running application stops (the channel
+        is not "ready" during CF_TRANSFER) and the dialplan routes again."""
         ch = rt.channel
-        parts = data.split()
-        addr = self.controller_addr or (parts[0] if parts else "")
-        host, _, port = addr.rpartition(":")
-        rt.socket_app_uuid = str(uuidlib.uuid4())
-        rt.socket_data = data
-        ch.set_var("current_application_data", data)
-        ch.set_var("current_application", "socket")
-        ch.set_var("socket_host", host)
+        if ch.hung_up:
+            return False
+        var = "max_session_transfers"
+        raw = ch.variables.get(var, "")
+        if not raw:
+            var = "max_forwards"
+            raw = ch.variables.get(var, "")
+        forward = _atoi(raw) - 1 if raw else 70
+        if forward <= 0:
+            await self._hangup(rt, "EXCHANGE_ROUTING_ERROR")
+            return False
+        ch.set_var(var, str(forward))
+        rt.cf_break = False  # switch_core_session_reset
+        c = ch.caller
+        use_dp = dialplan or ch.variables.get("force_transfer_dialplan", "")
+        use_ctx = context or ch.variables.get("force_transfer_context", "")
+        if not use_dp:
+            use_dp = c.get("dialplan", "XML")
+            if use_dp.lower() == "inline":
+                use_dp = ""
+        use_dp = use_dp or "XML"
+        use_ctx = use_ctx or c["context"] or "default"
+        extension = extension or "service"
+        c["rdnis"] = c["destination"]
+        c.update(dialplan=use_dp, context=use_ctx, destination=extension,
+                 profile_index=str(int(c.get("profile_index", "1")) + 1),
+                 profile_created=str(int(time.time() * 1e6)))
+        rt.transfer_pending = True
+        rt.interrupt.set()
+        if rt.current is not None and rt.current.name == "playback":
+            rt.break_playback.set()
+        log.info("Transfer %s to %s[%s@%s]", ch.name, use_dp, extension, use_ctx)
+        source = f"{int(time.time())}:{uuidlib.uuid4()}:bl_xfer:{extension}/{use_ctx}/{use_dp}"
+        c["transfer_source"] = source
+        history = ch.variables.get("transfer_history")
+        if history is None:
+            ch.set_var("transfer_history", source)
+        else:  # SWITCH_STACK_PUSH: the variable becomes an array, in place
+            items = history[len("ARRAY::"):].split("|:") if history.startswith("ARRAY::") else [history]
+            ch.variables["transfer_history"] = "ARRAY::" + "|:".join([*items, source])
+        ch.set_var("transfer_source", source)
+        return True
+
+    async def _transfer_app(self, rt: _CallRuntime, data: str) -> None:
+        """mod_dptools ``transfer [-bleg|-both] <ext> [<dialplan> [<context>]]`` (the double
+        has no bridges: -bleg finds no B-leg, -both transfers this channel alone)."""
+        argv = separate_string(data, 4) if data.strip() else []
+        if not argv:
+            return
+        flag = argv[0].lower()
+        if flag in ("-bleg", "-both"):
+            log.warning("double: transfer %s: no B-leg present", flag)
+            if flag == "-both":
+                await self._transfer(rt, *[*argv[1:], "", "", ""][:3])
+            return
+        await self._transfer(rt, *[*argv, "", "", ""][:3])
+
+    async def _until(self, *events: asyncio.Event, task: asyncio.Task[Any] | None = None,
+                     timeout: float | None = None) -> None:
+        """Wait until one of ``events`` is set or ``task`` is done (never cancels ``task``)."""
+        waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(e.wait()) for e in events]
         try:
-            reader, writer = await asyncio.open_connection(host, int(port))
-        except (OSError, ValueError) as exc:
-            log.warning("socket %s failed for %s: %s", addr, ch.uuid, exc)
-            return  # the dialplan goes on, as in FreeSWITCH
-        lst = Listener(reader, writer, outbound=True)
-        lst.full = "full" in parts[1:]
-        lst.channel_uuid = ch.uuid
-        rt.listener = lst
-        self._listeners.append(lst)
-        app_runner = asyncio.get_running_loop().create_task(self._app_worker(rt))
-        try:
-            await self._serve(lst, first_must_be_connect=True, rt=rt)
+            await asyncio.wait([*waiters, *([task] if task else [])], timeout=timeout,
+                               return_when=asyncio.FIRST_COMPLETED)
         finally:
-            app_runner.cancel()
-            with contextlib.suppress(Exception):
+            for w in waiters:
+                w.cancel()
+
+    async def _socket_app(self, rt: _CallRuntime, app: _App) -> str | None:
+        """mod_event_socket socket_function: connect (``host:port`` alternatives separated by
+        ``|``; refused → the application returns at once and the dialplan goes on), wait for the
+        controller's ``connect``, then park (switch_ivr_park) until the socket closes, the
+        channel hangs up or is transferred. A socket that closed before ``connect`` never set
+        LFLAG_CONNECTED, so the park that follows is never ended by it (CF_CONTROLLED is cleared
+        before the park sets it): the channel stays in ``socket`` until hangup or transfer."""
+        ch = rt.channel
+        argv = separate_string(app.arg, 80)
+        flags = [w.lower() for w in argv[1:]]
+        hosts = (self.controller_addr or (argv[0] if argv else "")).split("|")
+        conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        for addr in hosts:
+            if not addr:
+                continue
+            host, _, port = addr.rpartition(":") if ":" in addr else (addr, "", "8084")
+            ch.set_var("socket_host", host)
+            try:
+                conn = await asyncio.open_connection(host, int(port))
+                break
+            except (OSError, ValueError) as exc:
+                log.warning("socket %s for %s: Socket Error: %s", addr, ch.uuid, exc)
+        if conn is None:
+            return "_none_"
+        reader, writer = conn
+        if ch.hung_up:
+            writer.close()
+            return None
+        lst = Listener(reader, writer, outbound=True)
+        lst.full = "full" in flags
+        lst.channel_uuid = ch.uuid
+        rt.listeners.append(lst)
+        self._listeners.append(lst)
+        serve = self._spawn(self._serve_outbound(rt, lst, "async" in flags))  # may outlive the app
+        await self._until(lst.connected, rt.ended, rt.interrupt, task=serve)
+        return await self._park(rt, serve if lst.connected.is_set() else None)
+
+    async def _park(self, rt: _CallRuntime, controller: asyncio.Task[Any] | None = None) -> str | None:
+        """switch_ivr_park: CHANNEL_PARK, queued applications (sendmsg, uuid_broadcast) run, no
+        RTP is sent of its own; it ends at hangup, at a transfer, or — the socket application's
+        park — when its socket closed (everything already queued still runs first); then
+        CHANNEL_UNPARK. None when the channel hung up (the hangup sequence completed it)."""
+        ch = rt.channel
+        if ch.hung_up:
+            return None
+        rt.parked = True
+        await self._chan_event(ch, "CHANNEL_PARK")
+        rt.parking.set()
+        if rt.worker is None or rt.worker.done():
+            rt.worker = asyncio.get_running_loop().create_task(self._app_worker(rt))
+        while not ch.hung_up and not rt.transfer_pending and not (controller and controller.done()):
+            await self._until(rt.ended, rt.interrupt, task=controller)
+        if controller is not None and not ch.hung_up and not rt.transfer_pending:
+            while not ch.hung_up and not rt.transfer_pending and (rt.busy or not rt.apps.empty()):
+                await asyncio.sleep(0.01)
+        while rt.busy and not ch.hung_up:  # an application in progress ends first
+            await asyncio.sleep(0.01)
+        if ch.hung_up:
+            return None
+        rt.parking.clear()
+        rt.parked = False
+        await self._chan_event(ch, "CHANNEL_UNPARK")
+        return "_none_"
+
+    async def _serve_outbound(self, rt: _CallRuntime, lst: Listener, is_async: bool) -> None:
+        try:
+            await self._serve(lst, first_must_be_connect=True, rt=rt, is_async=is_async)
+        finally:
+            with contextlib.suppress(ValueError):
                 self._listeners.remove(lst)
-        # socket returns when the controller lets go; a live channel continues its dialplan.
+            with contextlib.suppress(ValueError):
+                rt.listeners.remove(lst)
+            await lst.close()
 
     async def _app_worker(self, rt: _CallRuntime) -> None:
+        """The channel's private event queue, run by whichever park loop holds the channel."""
         while not rt.channel.hung_up:
+            await rt.parking.wait()
             app = await rt.apps.get()
             # Observed: an application starts ≈20 ms after its +OK (the socket app's loop), so
             # replies to back-to-back sendmsg commands come before the first CHANNEL_EXECUTE.
             rt.starting = app
-            await asyncio.sleep(0.02)
-            rt.starting = None
-            if not app.cancelled:
-                await self._execute(rt, app)
+            try:
+                if not rt.parking.is_set():
+                    await rt.parking.wait()  # taken as the park ended: held for the next one
+                rt.busy = True
+                await asyncio.sleep(0.02)
+                rt.starting = None
+                if not app.cancelled:
+                    await self._execute(rt, app)
+            finally:
+                rt.starting = None
+                rt.busy = False
 
     # ------------------------------------------------------------------ ESL serving
     async def _on_inbound(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -534,7 +791,8 @@ class FreeSwitchDouble:
                 self._listeners.remove(lst)
             await lst.close()
 
-    async def _serve(self, lst: Listener, *, first_must_be_connect: bool, rt: _CallRuntime | None) -> None:
+    async def _serve(self, lst: Listener, *, first_must_be_connect: bool, rt: _CallRuntime | None,
+                     is_async: bool = True) -> None:
         connected = not first_must_be_connect
         while not lst.closed:
             try:
@@ -550,10 +808,9 @@ class FreeSwitchDouble:
                     continue
                 assert rt is not None
                 connected = True
-                await lst.write(_encode_reply_items(rt.channel.connect_reply(
-                    is_async="async" in rt.socket_data.split()[1:], full=lst.full)))
-                # The socket application parks the channel right after connect (CHANNEL_PARK).
-                asyncio.get_running_loop().create_task(self._chan_event(rt.channel, "CHANNEL_PARK"))
+                reply = rt.channel.connect_reply(is_async=is_async, full=lst.full)
+                await lst.write(_encode_reply_items(reply))
+                lst.connected.set()  # LFLAG_CONNECTED: the socket application parks the channel
                 continue
             keep = await self._command(lst, cmd, rt)
             if not keep:
@@ -589,7 +846,7 @@ class FreeSwitchDouble:
         elif verb == "bgapi":
             job = str(uuidlib.uuid4())
             await lst.reply(f"+OK Job-UUID: {job}", [("Job-UUID", job)])
-            asyncio.get_running_loop().create_task(self._bgapi(job, rest))
+            self._spawn(self._bgapi(job, rest))
         elif verb == "event":
             words = rest.split()
             fmt = words[0] if words else ""
@@ -678,11 +935,20 @@ class FreeSwitchDouble:
         ch.set_vars({"current_application": app.name, "current_application_data": app.arg})
         extra = [("Application", app.name)] + ([("Application-Data", app.arg)] if app.arg else [])
         await self._chan_event(ch, "CHANNEL_EXECUTE", [*extra, ("Application-UUID", app.event_uuid)])
-        rt.current = app
+        # switch_core_session_exec sets current_application once more after CHANNEL_EXECUTE.
+        ch.set_var("current_application", app.name)
+        hosting = not app.queued and app.name in ("socket", "park")
+        if hosting:
+            rt.host = app  # holds the channel in a park loop that queued applications run in
+        else:
+            rt.current = app
         try:
             response = await self._run_app(rt, app)
         finally:
-            rt.current = None
+            if hosting:
+                rt.host = None
+            else:
+                rt.current = None
         if response is None or ch.hung_up:
             return  # the hangup sequence sent this application's CHANNEL_EXECUTE_COMPLETE
         await self._chan_event(ch, "CHANNEL_EXECUTE_COMPLETE",
@@ -728,9 +994,16 @@ class FreeSwitchDouble:
         elif name == "playback":
             response = await self._playback(rt, app)
         elif name == "sleep":
-            with contextlib.suppress(ValueError, TimeoutError):
-                await asyncio.wait_for(rt.ended.wait(), int(app.arg) / 1000)
+            with contextlib.suppress(ValueError):
+                await self._until(rt.ended, rt.interrupt, timeout=int(app.arg) / 1000)
+        elif name == "socket" and not app.queued:
+            return await self._socket_app(rt, app)
+        elif name == "park" and not app.queued:
+            return await self._park(rt)
+        elif name == "transfer":
+            await self._transfer_app(rt, app.arg)
         elif name in ("park", "ring_ready", "log", "info", "event"):
+            # park from the queue: "Cannot park channels that are under control already"
             pass
         else:
             log.warning("double: application %r is not emulated", name)
@@ -949,12 +1222,23 @@ class FreeSwitchDouble:
         rt.outcome.hangup_cause = cause
         if rt.stream is not None:
             await rt.stream.stop()
-        if rt.socket_app_uuid is not None:
-            await self._chan_event(ch, "CHANNEL_UNPARK")
+        host = rt.host
+        if host is not None:
+            if host.name == "socket" and not rt.parked:
+                # socket_function parks even when the channel went down while it waited for the
+                # controller's `connect`: CHANNEL_PARK, then CHANNEL_UNPARK at once.
+                rt.parked = True
+                await self._chan_event(ch, "CHANNEL_PARK")
+            if rt.parked:
+                rt.parked = False
+                await self._chan_event(ch, "CHANNEL_UNPARK")
+            extra = [("Application", host.name)] + ([("Application-Data", host.arg)] if host.arg else [])
             await self._chan_event(ch, "CHANNEL_EXECUTE_COMPLETE",
-                                   [("Application", "socket"), ("Application-Data", rt.socket_data),
-                                    ("Application-Response", "_none_"),
-                                    ("Application-UUID", rt.socket_app_uuid)])
+                                   [*extra, ("Application-Response", "_none_"),
+                                    ("Application-UUID", host.event_uuid)])
+        rt.parking.clear()
+        if rt.worker is not None and rt.worker is not asyncio.current_task():
+            rt.worker.cancel()
         ch.set_state("CS_HANGUP")
         await self._chan_event(ch, "CHANNEL_STATE")
         ch.hangup_us = int(time.time() * 1e6)
@@ -963,12 +1247,13 @@ class FreeSwitchDouble:
         await self._chan_event(ch, "CHANNEL_STATE")
         self._cdr_variables(ch, cause, q850, disposition or "")
         await self._chan_event(ch, "CHANNEL_HANGUP_COMPLETE")
-        lst = rt.listener
-        if lst is not None and not lst.closed:
+        for lst in list(rt.listeners):  # every socket still attached notices the hangup
+            if lst.closed:
+                continue
             if lst.lingering:
                 await lst.disconnect_notice("linger", ch.name)
                 if lst.linger_seconds >= 0:
-                    asyncio.get_running_loop().create_task(self._close_after(lst, lst.linger_seconds))
+                    self._spawn(self._close_after(lst, lst.linger_seconds))
             else:
                 await lst.disconnect_notice("disconnect")
                 await lst.close()
@@ -1049,17 +1334,13 @@ class FreeSwitchDouble:
             rt = self._runtime.get(args[0]) if args else None
             return "true" if rt and not rt.channel.hung_up else "false"
         if cmd == "uuid_getvar":
-            rt = self._runtime.get(args[0]) if args else None
-            if rt is None or len(args) < 2:
-                return "-ERR No such channel!\n"
-            return rt.channel.variables.get(args[1], "_undef_")
+            return self._uuid_getvar(rest)
         if cmd == "uuid_setvar":
-            rt = self._runtime.get(args[0]) if args else None
-            if rt is None or len(args) < 2:
-                return "-ERR No such channel!\n"
-            value = rest.split(None, 2)[2] if len(rest.split(None, 2)) > 2 else ""
-            rt.channel.set_var(args[1], value)
-            return "+OK\n"
+            return self._uuid_setvar(rest)
+        if cmd == "uuid_buglist":
+            return self._uuid_buglist(rest)
+        if cmd == "uuid_transfer":
+            return await self._uuid_transfer(rest)
         if cmd == "uuid_broadcast":
             rt = self._runtime.get(args[0]) if args else None
             if rt is None or rt.channel.hung_up or len(args) < 2:
@@ -1093,6 +1374,82 @@ class FreeSwitchDouble:
         if cmd == "originate":
             return await self._originate(rest)
         return f"-ERR {cmd} Command not found!\n"
+
+    def _live(self, uid: str) -> _CallRuntime | None:
+        """switch_core_session_locate: a channel that has not hung up."""
+        rt = self._runtime.get(uid) if uid else None
+        return rt if rt is not None and not rt.channel.hung_up else None
+
+    def _uuid_getvar(self, rest: str) -> str:
+        """mod_commands uuid_getvar_function: the value (no newline) or ``_undef_``; ``name[i]``
+        reads an array variable's item; unset variables fall back to the caller-profile field
+        of that name (switch_channel_get_variable)."""
+        argv = separate_string(rest, 4) if rest.strip() else []
+        if len(argv) < 2 or not argv[0]:
+            return f"-USAGE: {GETVAR_SYNTAX}\n"
+        rt = self._live(argv[0])
+        if rt is None:
+            return "-ERR No such channel!\n"
+        name = argv[1]
+        if not name:
+            return "-ERR No variable name specified!\n"
+        variables = rt.channel.variables
+        value: str | None = None
+        m = re.fullmatch(r"([^\[]*)\[(-?\d*)[^\]]*\].*", name)
+        if m:
+            items = variables.get(m.group(1), "")
+            idx = _atoi(m.group(2))
+            if items.startswith("ARRAY::") and 0 <= idx < len(items[7:].split("|:")):
+                value = items[7:].split("|:")[idx]
+        if value is None:
+            value = variables.get(name) or self._caller_field(rt, name) or None
+        return value if value is not None else "_undef_"
+
+    def _uuid_setvar(self, rest: str) -> str:
+        """mod_commands uuid_setvar_function: ``+OK``; no value (or an empty one) unsets."""
+        argv = separate_string(rest, 3) if rest.strip() else []
+        if len(argv) not in (2, 3) or not argv[0]:
+            return f"-USAGE: {SETVAR_SYNTAX}\n"
+        rt = self._live(argv[0])
+        if rt is None:
+            return "-ERR No such channel!\n"
+        if not argv[1]:
+            return "-ERR No variable specified\n"
+        rt.channel.set_var(argv[1], argv[2] if len(argv) == 3 else "")
+        return "+OK\n"
+
+    def _uuid_buglist(self, rest: str) -> str:
+        """mod_commands uuid_buglist_function + switch_core_media_bug_enumerate: the session's
+        media bugs; mod_audio_stream's is ``audio_stream`` (target N/A) from ``start`` until
+        ``stop``, the hangup, or a refused websocket (the module closes its bug on ::error). An
+        unknown uuid prints nothing at all."""
+        argv = separate_string(rest, 2) if rest.strip() else []
+        if not argv:
+            return f"-USAGE: {BUGLIST_SYNTAX}\n"
+        rt = self._live(argv[0])
+        if rt is None:
+            return ""
+        out = "<media-bugs>\n"
+        if rt.stream is not None and rt.stream.state in ("connecting", "connected", "closed_by_server"):
+            out += (" <media-bug>\n  <function>audio_stream</function>\n  <target>N/A</target>\n"
+                    "  <thread-locked>0</thread-locked>\n </media-bug>\n")
+        return out + "</media-bugs>\n"
+
+    async def _uuid_transfer(self, rest: str) -> str:
+        """mod_commands transfer_function: ``<uuid> [-bleg|-both] <dest> [<dialplan>] [<context>]``
+        → ``+OK`` once switch_ivr_session_transfer accepted it (even when ``dest`` routes nowhere:
+        the channel then hangs up NO_ROUTE_DESTINATION); ``-ERR`` when max_forwards ran out."""
+        argv = separate_string(rest, 5) if rest.strip() else []
+        if len(argv) < 2:
+            return f"-USAGE: {TRANSFER_SYNTAX}\n"
+        rt = self._live(argv[0])
+        if rt is None:
+            return "-ERR No such channel!\n"
+        argv += [""] * (5 - len(argv))
+        dest, dialplan, context = argv[1], argv[2], argv[3]
+        if dest.startswith("-"):  # -bleg / -both: no bridges in the double, this channel moves
+            dest, dialplan, context = argv[2], argv[3], argv[4]
+        return "+OK\n" if await self._transfer(rt, dest, dialplan, context) else "-ERR\n"
 
     async def _originate(self, rest: str) -> str:
         """``originate [{vars}]sofia/gateway/<gw>/<number> &app(args)`` (or ``sofia/<profile>/<uri>``):
@@ -1157,20 +1514,25 @@ class FreeSwitchDouble:
         if not await self._answer(rt):
             await self._hangup(rt, "INCOMPATIBLE_DESTINATION")
             return "-ERR INCOMPATIBLE_DESTINATION\n"
-        # `&app(arg)`: the name is cut at the first `)` and split at `(` (originate_function).
-        app_name, app_arg = "", ""
         if app_text.startswith("&") and len(app_text) > 1:
+            # `&app(arg)`: the name is cut at the first `)` and split at `(` (originate_function);
+            # the channel runs that one application, then hangs up.
             app_name, _, app_arg = app_text[1:].split(")", 1)[0].partition("(")
-        if app_name == "socket":
-            asyncio.get_running_loop().create_task(self._socket_then_hangup(rt, app_arg))
-        elif app_name != "park":
-            log.warning("double: originate application %r is not emulated; the leg is parked", app_text)
+            self._spawn(self._run_dialplan(rt, [(app_name, app_arg)]))
+        else:
+            # An extension: switch_ivr_session_transfer(exten, dialplan or XML, context or
+            # default), then the channel routes like any transferred one.
+            given = [None if a == "undef" else a for a in argv[1:4]] + [None, None]
+            await self._transfer(rt, given[0] or "", given[1] or "XML", given[2] or "default")
+            self._spawn(self._run_dialplan(rt, rerouting=True))
         return f"+OK {uid}\n"
 
-    async def _socket_then_hangup(self, rt: _CallRuntime, data: str) -> None:
-        await self._socket_app(rt, data)
-        if not rt.channel.hung_up:
-            await self._hangup(rt, "NORMAL_CLEARING")
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """A background task of the switch, referenced until it ends."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     def _status(self) -> str:
         up = time.time() - self.core.started
@@ -1250,12 +1612,9 @@ class FreeSwitchDouble:
         call on it (sofia.c sofia_profile_thread_run: switch_core_session_hupall_matching_var
         ("sofia_profile_name", …, MANAGER_REQUEST)), whichever organization it belongs to."""
         old = self._running.pop(name)
-        loop = asyncio.get_running_loop()
         for rt in list(self._runtime.values()):
             if not rt.channel.hung_up and rt.channel.variables.get("sofia_profile_name") == name:
-                task = loop.create_task(self._hangup(rt, "MANAGER_REQUEST"))
-                self._hangups.add(task)  # keep a reference until it ran
-                task.add_done_callback(self._hangups.discard)
+                self._spawn(self._hangup(rt, "MANAGER_REQUEST"))
         return old
 
     def _bring_up(self, name: str, profile: Profile, old: Profile | None) -> None:
@@ -1388,6 +1747,21 @@ def _encode_reply_items(items: list[tuple[str, str]]) -> bytes:
     from controller.esl.protocol import fs_url_encode
 
     return "".join(f"{k}: {fs_url_encode(v)}\n" for k, v in items).encode() + b"\n"
+
+
+def _atoi(text: str) -> int:
+    """C atoi: the leading (signed) digits, 0 when there are none."""
+    m = re.match(r"\s*([+-]?\d+)", text)
+    return int(m.group(1)) if m else 0
+
+
+def _substitute(data: str, match: re.Match[str]) -> str:
+    """switch_perform_substitution: ``$N`` in an action's data becomes capture N."""
+    def group(m: re.Match[str]) -> str:
+        n = int(m.group(1))
+        return (match.group(n) or "") if n <= (match.re.groups or 0) else ""
+
+    return re.sub(r"\$(\d+)", group, data)
 
 
 def _load_audio(audio: bytes | Path | None) -> tuple[bytes, int]:
