@@ -139,8 +139,8 @@ def test_50_simultaneous_calls_vs_cap_5(tmp_path: Path, store_db: tuple[Store, P
     again.hangup()
 
 
-def test_kill_9_and_restart_reconciles(tmp_path: Path, store_db: tuple[Store, Path],
-                                       stacks: list[CallStack]) -> None:
+def test_kill_9_parks_the_calls_and_the_restarted_controller_adopts_them(
+        tmp_path: Path, store_db: tuple[Store, Path], stacks: list[CallStack]) -> None:
     store, _ = store_db
     org = make_org(store, cap=2)
     user = set_sip_password(store, org, PASSWORD)
@@ -150,20 +150,46 @@ def test_kill_9_and_restart_reconciles(tmp_path: Path, store_db: tuple[Store, Pa
     assert first.code == second.code == 200
     port = stack.controller.address[1]
     stack.controller.kill9()
-    # With its socket gone, FreeSWITCH's `socket` application returns and the dialplan ends:
-    # both calls hang up while no controller is there to record it.
-    assert first.wait_ended(10) and second.wait_ended(10)
-    assert live_leg_count(store) == 2  # leaked until reconciliation
+    # With its socket gone, the dialplan parks both calls (kallglot_after_socket): nobody is
+    # cut off, and the legs keep their call slots.
+    assert not first.wait_ended(2) and not second.wait_ended(0.1)
+    assert live_leg_count(store) == 2
     stack.controller = stack.start_controller(port=port)
-    wait_until(lambda: live_leg_count(store) == 0, "reconciliation after restart")
+    # The new controller adopts both calls and ends them normally when the callers hang up.
+    wait_until(lambda: len(stack.controller.json_logs("call_adopted")) == 2, "adoption after restart")
+    first.hangup()
+    second.hangup()
+    wait_until(lambda: live_leg_count(store) == 0, "legs ended by the adopting controller")
     rows = store.query("SELECT hangup_cause FROM call_legs")
-    assert [r["hangup_cause"] for r in rows] == ["LOST_CHANNEL", "LOST_CHANNEL"]
+    assert [r["hangup_cause"] for r in rows] == ["NORMAL_CLEARING", "NORMAL_CLEARING"]
     # The slots are usable again.
     third = stack.call(make_session(store, org), user, PASSWORD)
     fourth = stack.call(make_session(store, org), user, PASSWORD)
     assert third.code == fourth.code == 200
     third.hangup()
     fourth.hangup()
+
+
+def test_a_call_whose_channel_died_with_the_controller_is_reconciled(
+        tmp_path: Path, store_db: tuple[Store, Path], stacks: list[CallStack]) -> None:
+    store, _ = store_db
+    org = make_org(store, cap=1)
+    user = set_sip_password(store, org, PASSWORD)
+    stack = _start(tmp_path, store_db, stacks, extra_env={"KALLGLOT_RECONCILE_GRACE_S": "0.2"})
+    call = stack.call(make_session(store, org), user, PASSWORD)
+    assert call.code == 200
+    port = stack.controller.address[1]
+    stack.controller.kill9()
+    call.hangup()  # the caller hangs up while no controller is there to record it
+    assert call.wait_ended(10)
+    assert live_leg_count(store) == 1  # held until reconciliation
+    stack.controller = stack.start_controller(port=port)
+    wait_until(lambda: live_leg_count(store) == 0, "reconciliation after restart")
+    rows = store.query("SELECT hangup_cause FROM call_legs")
+    assert [r["hangup_cause"] for r in rows] == ["LOST_CHANNEL"]
+    again = stack.call(make_session(store, org), user, PASSWORD)
+    assert again.code == 200
+    again.hangup()
 
 
 def test_two_leg_session_streams_each_leg_and_plays_bridge_audio_on_the_right_leg(
