@@ -287,12 +287,7 @@ class CallSession:
                 self.sock.execute("set", f"absolute_codec_string={admitted.codec_string}")
             if self.config.stream_buffer_ms:
                 self.sock.execute("set", f"STREAM_BUFFER_SIZE={self.config.stream_buffer_ms}")
-            # Who the call is, on the channel itself: if this socket goes away the dialplan parks
-            # the call (kallglot_after_socket needs kallglot_leg_id) and the next controller
-            # adopts it by these.
-            for name, value in (("kallglot_session_id", admitted.session_id),
-                                ("kallglot_leg_id", admitted.leg_id), ("kallglot_role", admitted.role)):
-                self.sock.execute("set", f"{name}={value}")
+            self._label_channel(admitted)
             answer_uuid = self.sock.execute("answer")
         except EslCommandError as exc:
             self._gone_before_media(exc)
@@ -307,6 +302,18 @@ class CallSession:
         mark_leg(self.store, admitted.leg_id, "answered")
         self.playback = LegPlayback(admitted.call_uuid, self._api)
         return True
+
+    def _label_channel(self, admitted: Admitted) -> None:
+        """Who the call is, on the channel itself: if this socket goes away the dialplan parks
+        the call (kallglot_after_socket needs kallglot_leg_id) and the next controller adopts it
+        by these. One API call, run at once: three ``set`` applications would each wait their
+        turn in the channel's queue (~20 ms apiece) before the answer."""
+        labels = (f"kallglot_session_id={admitted.session_id};kallglot_leg_id={admitted.leg_id};"
+                  f"kallglot_role={admitted.role}")
+        reply = self._api(f"uuid_setvar_multi {admitted.call_uuid} {labels}")
+        if not reply.startswith("+OK"):
+            log.warning("call %s: cannot label the channel (%s): it would not survive a controller loss",
+                        admitted.call_uuid, reply.strip()[:120])
 
     # -- stream ------------------------------------------------------------------------------------
     def _stream_url(self, admitted: Admitted) -> str:

@@ -85,9 +85,9 @@ def test_admitted_call_answers_streams_and_ends_its_session(store: Store, org: s
     assert leg is not None
     # The leg's identity goes on the channel: a call whose controller goes away parks by it
     # and is adopted by the next controller.
-    assert executes == ["execute set absolute_codec_string=G722,PCMU",
-                        f"execute set kallglot_session_id={sid}", f"execute set kallglot_leg_id={leg['id']}",
-                        f"execute set kallglot_role={leg['role']}", "execute answer"]
+    assert executes == ["execute set absolute_codec_string=G722,PCMU", "execute answer"]
+    labels = f"kallglot_session_id={sid};kallglot_leg_id={leg['id']};kallglot_role={leg['role']}"
+    assert _apis(sock, "uuid_setvar_multi") == [f"uuid_setvar_multi {sock.uuid} {labels}"]
     start = _apis(sock, "uuid_audio_stream")[0]
     parts = start.split(" ")
     assert parts[:3] == ["uuid_audio_stream", sock.uuid, "start"]

@@ -62,9 +62,8 @@ def test_call_is_admitted_answered_streamed_played_and_ended(db: tuple[Path, Sto
             "mod_audio_stream::disconnect mod_audio_stream::json",
             "linger", "sendmsg set absolute_codec_string=PCMU,PCMA"]
         # kallglot_session_id / _leg_id / _role on the channel (adoption after a controller loss)
-        assert [line.split("=")[0] for line in lines[5:8]] == [
-            "sendmsg set kallglot_session_id", "sendmsg set kallglot_leg_id", "sendmsg set kallglot_role"]
-        assert lines[8:10] == ["sendmsg answer", start.line]
+        assert lines[5].startswith(f"api uuid_setvar_multi {call.uuid} kallglot_session_id={sid};")
+        assert lines[6:8] == ["sendmsg answer", start.line]
         leg = store.query_one("SELECT * FROM call_legs WHERE call_uuid = ?", (call.uuid,))
         assert leg is not None
         words = start.line.split(" ")

@@ -244,6 +244,13 @@ class WireCall:
             return "+OK Success\n"
         if parts[0] == "uuid_audio_stream":
             return "+OK Success\n"
+        if parts[0] == "uuid_setvar_multi":  # mod_commands: `<uuid> a=1;b=2` → +OK
+            if parts[1] != self.uuid:
+                return "-ERR No such channel!\n"
+            for item in " ".join(parts[2:]).split(";"):
+                name, _, value = item.partition("=")
+                self.variables[f"variable_{name}"] = value
+            return "+OK\n"
         if parts[0] == "uuid_broadcast":
             if parts[1] != self.uuid or self.hangup_cause is not None:
                 return "-ERR invalid uuid\n"

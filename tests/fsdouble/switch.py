@@ -61,6 +61,7 @@ STREAM_API_SYNTAX = ("<uuid> [start | stop | send_text | pause | resume | gracef
 SHOW_CALLS_LAG_S = 0.2
 # mod_commands.c usage strings.
 GETVAR_SYNTAX = "<uuid> <var>"
+SETVAR_MULTI_SYNTAX = "<uuid> <var>=<value>;<var>=<value>..."
 SETVAR_SYNTAX = "<uuid> <var> [value]"
 BUGLIST_SYNTAX = "<uuid>"
 TRANSFER_SYNTAX = "<uuid> [-bleg|-both] <dest-exten> [<dialplan>] [<context>]"
@@ -1337,6 +1338,8 @@ class FreeSwitchDouble:
             return self._uuid_getvar(rest)
         if cmd == "uuid_setvar":
             return self._uuid_setvar(rest)
+        if cmd == "uuid_setvar_multi":
+            return self._uuid_setvar_multi(rest)
         if cmd == "uuid_buglist":
             return self._uuid_buglist(rest)
         if cmd == "uuid_transfer":
@@ -1417,6 +1420,22 @@ class FreeSwitchDouble:
             return "-ERR No variable specified\n"
         rt.channel.set_var(argv[1], argv[2] if len(argv) == 3 else "")
         return "+OK\n"
+
+    def _uuid_setvar_multi(self, rest: str) -> str:
+        """mod_commands uuid_setvar_multi_function: ``<uuid> a=1;b=2``; ``+OK`` once any was set."""
+        uuid, _, assignments = rest.strip().partition(" ")
+        if not assignments:
+            return f"-USAGE: {SETVAR_MULTI_SYNTAX}\n"
+        rt = self._live(uuid)
+        if rt is None:
+            return f"-ERR No such channel!\n-USAGE: {SETVAR_MULTI_SYNTAX}\n"
+        done = 0
+        for item in assignments.split(";"):
+            name, _, value = item.partition("=")
+            if name:
+                rt.channel.set_var(name, value)
+                done += 1
+        return "+OK\n" if done else f"-ERR No variable specified\n-USAGE: {SETVAR_MULTI_SYNTAX}\n"
 
     def _uuid_buglist(self, rest: str) -> str:
         """mod_commands uuid_buglist_function + switch_core_media_bug_enumerate: the session's
