@@ -12,7 +12,7 @@ import time
 from collections.abc import Coroutine
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSMessage, WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from controller.settings import Settings
@@ -32,6 +32,8 @@ from media_bridge.wire import CloseCode, MetadataError, parse_metadata
 log = logging.getLogger(__name__)
 
 METADATA_TIMEOUT_S = 10.0
+# Audio accepted before the metadata frame (mod_audio_stream's open-callback race): 1 s at 16 kHz.
+EARLY_AUDIO_MAX_BYTES = 32000
 MARK_AUDIO_EVERY_S = 10.0
 MAX_FRAME_MS = 2000  # STREAM_BUFFER_SIZE beyond this is a misconfiguration
 MAX_MSG_BYTES = 1 << 20
@@ -120,16 +122,38 @@ async def media_socket(request: web.Request) -> web.StreamResponse:
     return ws
 
 
+async def _receive_metadata(bridge: Bridge, ws: web.WebSocketResponse,
+                            early: list[bytes]) -> WSMessage | None:
+    """The metadata text frame; audio that arrives before it is kept in ``early`` (bounded).
+
+    mod_audio_stream (MIT edition, ec2a781) sends the metadata from its websocket's open
+    callback, while the media thread starts writing audio as soon as the socket reports
+    connected: on a real FreeSWITCH a first audio frame sometimes wins that race. That is the
+    call's first speech, not a protocol error."""
+    deadline = time.monotonic() + METADATA_TIMEOUT_S
+    kept = 0
+    while True:
+        try:
+            msg = await ws.receive(timeout=max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            await bridge.close_ws(ws, CloseCode.METADATA_TIMEOUT, "no metadata frame within 10 s")
+            return None
+        if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+            return None
+        if msg.type == WSMsgType.TEXT:
+            return msg
+        kept += len(msg.data) if msg.type == WSMsgType.BINARY else 0
+        if msg.type != WSMsgType.BINARY or kept > EARLY_AUDIO_MAX_BYTES:
+            await bridge.close_ws(ws, CloseCode.BAD_METADATA,
+                                  "bad metadata: no JSON text frame before the audio")
+            return None
+        early.append(msg.data)
+
+
 async def _serve_leg(bridge: Bridge, ws: web.WebSocketResponse, session_id: str, leg_id: str) -> None:
-    try:
-        first = await ws.receive(timeout=METADATA_TIMEOUT_S)
-    except TimeoutError:
-        await bridge.close_ws(ws, CloseCode.METADATA_TIMEOUT, "no metadata frame within 10 s")
-        return
-    if first.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
-        return
-    if first.type != WSMsgType.TEXT:
-        await bridge.close_ws(ws, CloseCode.BAD_METADATA, "bad metadata: the first frame must be JSON text")
+    early: list[bytes] = []
+    first = await _receive_metadata(bridge, ws, early)
+    if first is None:
         return
     try:
         meta = parse_metadata(first.data, session_id, leg_id)
@@ -184,31 +208,41 @@ async def _serve_leg(bridge: Bridge, ws: web.WebSocketResponse, session_id: str,
         await bridge.close_ws(replaced.ws, CloseCode.REPLACED, f"leg {leg_id} connected again")
     bridge.metrics.legs.inc()
     try:
-        await _receive_audio(bridge, session, leg)
+        await _receive_audio(bridge, session, leg, early)
     finally:
         bridge.metrics.legs.dec()
         await session.detach(leg)
         log.info(_record("leg_disconnected", session_id=session_id, leg_id=leg_id, role=meta.role))
 
 
-async def _receive_audio(bridge: Bridge, session: BridgeSession, leg: LegStream) -> None:
+async def _receive_audio(bridge: Bridge, session: BridgeSession, leg: LegStream,
+                         early: list[bytes]) -> None:
     ws, frame = leg.ws, frame_bytes(leg.sample_rate)
     max_bytes = frame * MAX_FRAME_MS // 20
+
+    async def take(data: bytes) -> bool:
+        size = len(data)
+        if size == 0 or size % frame or size > max_bytes:
+            await bridge.close_ws(
+                ws,
+                CloseCode.BAD_FRAME,
+                f"malformed audio frame: {size} bytes is not a multiple of {frame} "
+                f"(20 ms at {leg.sample_rate} Hz) up to {MAX_FRAME_MS} ms",
+            )
+            return False
+        leg.enqueue(data, time.time())
+        if not session.audio_seen or time.monotonic() - session.last_mark >= MARK_AUDIO_EVERY_S:
+            session.last_mark = time.monotonic()
+            bridge.spawn(bridge.mark_audio(session))
+        return True
+
+    for data in early:
+        if not await take(data):
+            return
     async for msg in ws:
         if msg.type == WSMsgType.BINARY:
-            size = len(msg.data)
-            if size == 0 or size % frame or size > max_bytes:
-                await bridge.close_ws(
-                    ws,
-                    CloseCode.BAD_FRAME,
-                    f"malformed audio frame: {size} bytes is not a multiple of {frame} "
-                    f"(20 ms at {leg.sample_rate} Hz) up to {MAX_FRAME_MS} ms",
-                )
+            if not await take(msg.data):
                 return
-            leg.enqueue(msg.data, time.time())
-            if not session.audio_seen or time.monotonic() - session.last_mark >= MARK_AUDIO_EVERY_S:
-                session.last_mark = time.monotonic()
-                bridge.spawn(bridge.mark_audio(session))
         elif msg.type == WSMsgType.TEXT:
             await bridge.close_ws(ws, CloseCode.BAD_FRAME, "unexpected text frame after metadata")
             return

@@ -7,6 +7,7 @@ import asyncio
 import json
 
 import aiohttp
+import numpy as np
 import pytest
 
 from controller.store import Store
@@ -16,6 +17,7 @@ from media_bridge.wire import CloseCode
 from tests.bridge.helpers import (
     connect_leg,
     decode_stream_audio,
+    frames_of,
     make_session,
     next_json,
     running_bridge,
@@ -109,14 +111,40 @@ def test_bad_metadata_closes_4400(store: Store, metadata: str, reason: str) -> N
     asyncio.run(main())
 
 
-def test_binary_first_frame_is_bad_metadata(store: Store) -> None:
+def test_audio_before_the_metadata_is_kept_not_refused(store: Store, hello_en) -> None:
+    """mod_audio_stream sends the metadata from its open callback while its media thread may
+    already write audio: seen on a real FreeSWITCH, a first audio frame arrived before the
+    metadata (the bridge used to close such a leg 4400, leaving the call without translation)."""
+    frames = frames_of(np.concatenate([hello_en, silence(1.0)]))
+
+    async def heard_by_agent(early: int) -> int:
+        session_id = make_session(store)
+        async with running_bridge(store, PassthroughEngine(), CONFIG) as rb, aiohttp.ClientSession() as http:
+            agent = await connect_leg(http, rb.url, session_id, "leg_a", "agent")
+            customer = await http.ws_connect(f"{rb.url}/v1/media/{session_id}/leg_c")
+            for frame in frames[:early]:  # these win the race with the metadata
+                await customer.send_bytes(frame)
+            await customer.send_str(json.dumps({"session_id": session_id, "leg_id": "leg_c",
+                                                "role": "customer", "sample_rate": 16000}))
+            for frame in frames[early:]:
+                await customer.send_bytes(frame)
+            audio, _ = decode_stream_audio(await next_json(agent, timeout=20))
+            return int(audio.size)
+
+    # espeak starts speaking within its first 100 ms: the early frames hold speech, and the
+    # agent hears exactly what it hears when the metadata comes first.
+    assert asyncio.run(heard_by_agent(5)) == asyncio.run(heard_by_agent(0))
+
+
+def test_audio_without_metadata_is_bad_metadata(store: Store) -> None:
     session_id = make_session(store)
 
     async def main() -> None:
         async with running_bridge(store, PassthroughEngine(), CONFIG) as rb, aiohttp.ClientSession() as http:
             ws = await http.ws_connect(f"{rb.url}/v1/media/{session_id}/leg_1")
-            await ws.send_bytes(b"\0" * 640)
-            await expect_close(ws, CloseCode.BAD_METADATA, "first frame")
+            for _ in range(60):  # 1.2 s of audio and still no metadata frame
+                await ws.send_bytes(b"\0" * 640)
+            await expect_close(ws, CloseCode.BAD_METADATA, "no JSON text frame before the audio")
 
     asyncio.run(main())
 

@@ -44,6 +44,7 @@ class AudioStream:
     source: Callable[[int, int], bytes]  # (sample rate, bytes wanted) -> PCM (silence when done)
     speed: float = 1.0  # 1.0 = real time; larger = faster
     buffer_ms: int = 20
+    audio_before_metadata: int = 0  # frames that win the race with the metadata (see switch.py)
     state: str = "connecting"  # connecting | connected | failed | closed_by_server | stopped
     frames_sent: int = 0
     bytes_sent: int = 0
@@ -89,6 +90,12 @@ class AudioStream:
             return
         self.state = "connected"
         await self.fire("mod_audio_stream::connect", b'{"status":"connected"}')
+        for _ in range(self.audio_before_metadata):
+            channels = 2 if self.mix == "stereo" else 1
+            early = self._frame(self.rate // 50 * 2 * channels, channels)
+            await self._ws.send_bytes(early)
+            self.frames_sent += 1
+            self.bytes_sent += len(early)
         if self.metadata:
             await self._ws.send_str(self.metadata)
         sender = asyncio.get_running_loop().create_task(self._send_audio())

@@ -139,6 +139,10 @@ class FreeSwitchDouble:
         # replaces or None). Calls to their transports get 503 meanwhile.
         self._starting: dict[str, tuple[Profile, Profile | None]] = {}
         self.profile_start_delay = profile_start_delay
+        # Audio frames a new stream writes before its metadata text frame. mod_audio_stream sends
+        # the metadata from the websocket's open callback while the media thread writes audio as
+        # soon as the socket reports connected; on a real 1.10.12 a frame sometimes wins.
+        self.audio_before_metadata = 0
         self._tasks: set[asyncio.Task[None]] = set()  # background tasks, referenced until done
         self.calls: dict[str, Channel] = {}
         self.outcomes: dict[str, CallOutcome] = {}
@@ -1721,7 +1725,8 @@ class FreeSwitchDouble:
                 return "-ERR Operation Failed\n"
             rt.stream = AudioStream(uuid=uid, url=url, mix=mix, rate=rate, metadata=metadata,
                                     temp_dir=self.temp_dir, fire=fire, source=self._source(rt),
-                                    speed=rt.spec.audio_speed, buffer_ms=buffer_ms)
+                                    speed=rt.spec.audio_speed, buffer_ms=buffer_ms,
+                                    audio_before_metadata=self.audio_before_metadata)
             rt.stream.start()
             return "+OK Success\n"
         if action == "send_text" and len(argv) < 3:
