@@ -40,6 +40,7 @@ FREESWITCH_MODULES=(
     applications/mod_spandsp
     formats/mod_sndfile
     formats/mod_native_file
+    formats/mod_tone_stream
 )
 
 # Debian 12 packages the build needs (the runtime subset is in docker/freeswitch.Dockerfile).

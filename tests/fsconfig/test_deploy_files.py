@@ -104,7 +104,17 @@ def test_static_tree_loads_the_needed_modules() -> None:
     assert modules == {
         "mod_console", "mod_logfile", "mod_event_socket", "mod_commands", "mod_sofia", "mod_dialplan_xml",
         "mod_dptools", "mod_opus", "mod_spandsp", "mod_sndfile", "mod_native_file", "mod_audio_stream",
+        "mod_tone_stream",
     }
+
+
+def test_the_break_sink_the_controller_plays_has_its_module_loaded() -> None:
+    # Seen on 1.10.12 without it: "Invalid file format [silence_stream] for [20]!" after a barge-in.
+    from controller.calls.playback import CF_BREAK_SINK
+
+    root = ET.parse(STATIC_CONF / "autoload_configs" / "modules.conf.xml").getroot()  # noqa: S314
+    modules = {m.get("module") for m in root.iter("load")}
+    assert CF_BREAK_SINK.startswith("silence_stream://") and "mod_tone_stream" in modules
 
 
 def test_opus_has_a_config_section_so_its_defaults_apply() -> None:
