@@ -19,7 +19,7 @@ COMMANDS: dict[str, str] = {
     "api": "controller.api.server:cli_run",
     "controller": "controller.calls.service:cli_run",
     "bridge": "media_bridge.server:cli_run",
-    "demo": "controller.demo:cli_run",
+    "demo": "controller.demo.run:cli_run",
     "org create": "controller.admin_cli:org_create",
     "org list": "controller.admin_cli:org_list",
     "key create": "controller.admin_cli:key_create",

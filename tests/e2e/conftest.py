@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.demo_stack import DemoStack
+from controller.demo.stack import DemoStack
 
 
 @dataclass

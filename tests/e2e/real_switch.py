@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from controller.demo_procs import free_port, run_cli
-from controller.demo_stack import DemoStack
+from controller.demo.procs import free_port, run_cli
+from controller.demo.stack import DemoStack
 from tests.e2e.rtp import RtpEndpoint
 from tests.e2e.sip_ua import CallResult, SipCall
 

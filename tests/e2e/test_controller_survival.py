@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from controller.demo import SpeakOnCue
-from controller.demo_audio import speak
-from controller.demo_procs import wait_until
+from controller.demo.audio import speak
+from controller.demo.procs import wait_until
+from controller.demo.run import SpeakOnCue
 from tests.e2e.conftest import Edge
 from tests.e2e.rtp import RATE, speech_span_s
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from controller.demo import cli_run
-from controller.demo_procs import DemoError
-from controller.demo_stack import DemoStack
+from controller.demo.procs import DemoError
+from controller.demo.run import cli_run
+from controller.demo.stack import DemoStack
 from controller.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -134,7 +134,7 @@ def test_ctrl_c_stops_every_service(tmp_path: Path) -> None:
 
 def test_outside_a_source_checkout_the_demo_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import controller
-    from controller.demo_stack import load_double
+    from controller.demo.stack import load_double
 
     fake = tmp_path / "site-packages" / "controller" / "__init__.py"
     monkeypatch.setattr(controller, "__file__", str(fake))
@@ -145,7 +145,7 @@ def test_outside_a_source_checkout_the_demo_says_why(tmp_path: Path, monkeypatch
 def test_progress_is_plain_lines_when_not_a_terminal() -> None:
     import io
 
-    from controller.demo_progress import Progress
+    from controller.demo.progress import Progress
 
     stream = io.StringIO()
     progress = Progress(stream)
@@ -158,7 +158,7 @@ def test_progress_is_plain_lines_when_not_a_terminal() -> None:
 
 
 def test_the_agent_speaks_only_on_cue() -> None:
-    from controller.demo import SpeakOnCue
+    from controller.demo.run import SpeakOnCue
 
     voice = SpeakOnCue(b"\x01\x02" * 400)
     assert voice(16000, 640) == b"\0" * 640

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import soxr
 
-from controller.demo import AGENT_LINE, CUSTOMER_LINE
-from controller.demo_audio import speak
-from controller.demo_stack import DemoStack
+from controller.demo.audio import speak
+from controller.demo.run import AGENT_LINE, CUSTOMER_LINE
+from controller.demo.stack import DemoStack
 from media_bridge.engines.tts_espeak import EspeakTTS
 from tests.e2e.conftest import Edge, Tenant, _tenant
 from tests.e2e.rtp import RATE, speech_span_s

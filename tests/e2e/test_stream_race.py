@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from controller.demo import SpeakOnCue
-from controller.demo_audio import speak
-from controller.demo_procs import wait_until
+from controller.demo.audio import speak
+from controller.demo.procs import wait_until
+from controller.demo.run import SpeakOnCue
 from tests.e2e.conftest import Edge
 
 

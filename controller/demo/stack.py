@@ -21,7 +21,7 @@ from types import ModuleType
 from typing import Any
 
 import controller
-from controller.demo_procs import (
+from controller.demo.procs import (
     DemoError,
     Service,
     ServiceGroup,
@@ -30,7 +30,7 @@ from controller.demo_procs import (
     run_cli,
     wait_until,
 )
-from controller.demo_progress import Progress
+from controller.demo.progress import Progress
 
 DEMO_SIP_DOMAIN = "sip.demo.kallglot.test"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import soxr
 
-from controller.demo_procs import DemoError
+from controller.demo.procs import DemoError
 
 SAMPLE_RATE = 16000
 VOICES = {"en": "en-us", "es": "es"}

@@ -1,7 +1,7 @@
 """``kallglot demo``: one translated two-party call through the whole edge, on this machine.
 
 The real API, controller and bridge run as subprocesses; FreeSWITCH is the test double
-(``controller.demo_stack``). An organization and key are made with the CLI, SIP is enabled
+(``controller.demo.stack``). An organization and key are made with the CLI, SIP is enabled
 and credentials generated through the API, FreeSWITCH's config is rendered and reloaded, a SIP
 session is created, and two callers dial it with digest auth: the customer says an English
 sentence; once its Spanish translation has played to the agent, the agent answers in Spanish.
@@ -23,10 +23,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from controller.demo_audio import SAMPLE_RATE, concat_at, duration_s, speak, write_wav
-from controller.demo_procs import DemoError
-from controller.demo_progress import Progress
-from controller.demo_stack import DemoStack
+from controller.demo.audio import SAMPLE_RATE, concat_at, duration_s, speak, write_wav
+from controller.demo.procs import DemoError
+from controller.demo.progress import Progress
+from controller.demo.stack import DemoStack
 from controller.settings import Settings
 
 CUSTOMER_LINE = ("en", "Hello, I would like to change the delivery address of my order.")
