@@ -67,7 +67,7 @@ def _call_control(settings: Settings, store: Store) -> CallControl | None:
 def _install_optional_routes(app: web.Application) -> None:
     """Routes owned by other parts of the controller; each is optional so the API runs without them."""
     try:
-        from controller.fsconfig.admin_routes import install
+        from controller.api.admin import install
     except ImportError as exc:
         log.warning("admin routes unavailable (%s): POST /admin/reload is not served", exc)
     else:

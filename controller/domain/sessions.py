@@ -17,9 +17,9 @@ from controller.domain.errors import DomainError, NotFound
 from controller.domain.languages import AUTO
 from controller.domain.pagination import PageRequest, keyset_page
 from controller.domain.requests import SessionCreate
+from controller.domain.routing import resolve
 from controller.domain.timeutil import iso, now
 from controller.ids import new_id
-from controller.routing import resolve
 from controller.settings import Settings
 from controller.store import Store
 

@@ -14,10 +14,10 @@ import pytest
 import requests
 from aiohttp import web
 
+from controller.api.admin import DEBOUNCER_KEY, RELOAD_DELAY_KEY, RELOAD_ON_STARTUP_KEY, install
 from controller.api.server import create_app
 from controller.appkeys import SETTINGS_LISTENERS_KEY
 from controller.domain import api_keys, organizations
-from controller.fsconfig.admin_routes import DEBOUNCER_KEY, RELOAD_DELAY_KEY, RELOAD_ON_STARTUP_KEY, install
 from controller.settings import Settings
 from controller.store import Store
 from tests.fsconfig.esl_double import EslDouble
