@@ -379,8 +379,15 @@ def _admit_originated(store: Store, channel: ChannelInfo, now: float) -> Admissi
             (leg["session_id"], leg_id),
         ).fetchone()
         _mark_connecting(conn, leg["session_id"], now)
+    return admitted_leg(channel.call_uuid, leg, session, peer["id"] if peer else None)
+
+
+def admitted_leg(call_uuid: str, leg: sqlite3.Row, session: sqlite3.Row,
+                 peer_leg_id: str | None) -> Admitted:
+    """An existing leg (a dialled one answering, or one adopted after a controller loss) as an
+    admission result: its media policy was settled when it was set up, so none is applied."""
     return Admitted(
-        call_uuid=channel.call_uuid,
+        call_uuid=call_uuid,
         org_id=leg["org_id"],
         session_id=leg["session_id"],
         leg_id=leg["id"],
@@ -388,7 +395,7 @@ def _admit_originated(store: Store, channel: ChannelInfo, now: float) -> Admissi
         mode=session["mode"],
         source_language=session["source_language"],
         target_language=session["target_language"],
-        peer_leg_id=peer["id"] if peer else None,
+        peer_leg_id=peer_leg_id,
         codec_string=None,
         require_srtp=False,
     )

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
-from controller.calls.admission import CLOSED_SESSION_STATUSES, Admitted
+from controller.calls.admission import CLOSED_SESSION_STATUSES, Admitted, admitted_leg
 from controller.calls.channel import ChannelInfo
 from controller.store import Store
 
@@ -59,19 +59,7 @@ def resume_leg(store: Store, channel: ChannelInfo, leg_id: str | None) -> Admitt
         "ORDER BY created_at LIMIT 1",
         (leg["session_id"], leg_id),
     )
-    return Admitted(
-        call_uuid=channel.call_uuid,
-        org_id=leg["org_id"],
-        session_id=leg["session_id"],
-        leg_id=leg["id"],
-        role=leg["role"],
-        mode=session["mode"],
-        source_language=session["source_language"],
-        target_language=session["target_language"],
-        peer_leg_id=peer["id"] if peer else None,
-        codec_string=None,  # media was negotiated long ago
-        require_srtp=False,
-    )
+    return admitted_leg(channel.call_uuid, leg, session, peer["id"] if peer else None)
 
 
 def has_audio_stream(buglist_reply: str) -> bool:

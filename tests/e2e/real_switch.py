@@ -203,6 +203,14 @@ class RealFreeSwitch:
                 raise RuntimeError(f"FreeSWITCH not ready after {timeout:g} s:\n{self.log_tail()}")
             time.sleep(0.2)
 
+    def ready_or_stopped(self, timeout: float) -> float:
+        """``wait_ready``; a switch that does not come up is stopped before the error goes on."""
+        try:
+            return self.wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
     def place_call(self, destination: str, *, domain: str, user: str | None = None,
                    password: str | None = None, transport: str = "udp",
                    codecs: tuple[str, ...] = ("PCMU", "PCMA"), crypto: bool = False,
@@ -243,11 +251,7 @@ class LocalFreeSwitch(RealFreeSwitch):
                 *[arg for name, path in dirs.items() for arg in (f"-{name}", str(path))]]
         self.proc = subprocess.Popen(argv, env={**os.environ, **self.env}, stdout=self._log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            self.ready_s = self.wait_ready(60)
-        except BaseException:
-            self.stop()
-            raise
+        self.ready_s = self.ready_or_stopped(60)
 
     def running(self) -> bool:
         return self.proc.poll() is None
@@ -279,11 +283,7 @@ class DockerFreeSwitch(RealFreeSwitch):
             environment=self.env,
             volumes={str(stack.conf_dir): {"bind": "/etc/kallglot/freeswitch", "mode": "ro"},
                      str(self.tls_dir): {"bind": TLS_DIR_IN_IMAGE, "mode": "ro"}})
-        try:
-            self.ready_s = self.wait_ready(60)
-        except BaseException:
-            self.stop()
-            raise
+        self.ready_s = self.ready_or_stopped(60)
 
     def running(self) -> bool:
         self.container.reload()
