@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from controller.calls.admission import CLOSED_SESSION_STATUSES, Admitted, admitted_leg
@@ -29,15 +29,13 @@ log = logging.getLogger("kallglot.calls.adoption")
 
 ADOPTED_VARIABLE = "kallglot_adopted"
 ATTACH_EXTENSION = "kallglot_attach XML kallglot"
-UNDEFINED = "_undef_"  # uuid_getvar's reply for a variable that is not set
 
 ApiCall = Callable[[str], str]
 
 
-def is_adopted(channel_data: dict[str, str] | object) -> bool:
+def is_adopted(channel_data: Mapping[str, str]) -> bool:
     """The connect reply of a socket opened by ``uuid_transfer … kallglot_attach`` for adoption."""
-    get = getattr(channel_data, "get", None)
-    return bool(get and get(f"variable_{ADOPTED_VARIABLE}") == "true")
+    return channel_data.get(f"variable_{ADOPTED_VARIABLE}") == "true"
 
 
 def resume_leg(store: Store, channel: ChannelInfo, leg_id: str | None) -> Admitted | None:
@@ -98,8 +96,8 @@ def adopt_parked_calls(store: Store, api: ApiCall, live_uuids: Collection[str],
         if api(f"uuid_getvar {call_uuid} current_application").strip() != "park":
             continue
         leg = open_legs.get(call_uuid)
-        leg_variable = api(f"uuid_getvar {call_uuid} kallglot_leg_id").strip()
         if leg is None:
+            leg_variable = api(f"uuid_getvar {call_uuid} kallglot_leg_id").strip()
             if leg_variable.startswith("leg_"):
                 reply = api(f"uuid_kill {call_uuid} NORMAL_CLEARING").strip()
                 _log("orphan_call_ended", call_uuid=call_uuid, leg_id=leg_variable, reply=reply,

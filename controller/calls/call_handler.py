@@ -449,7 +449,8 @@ class CallSession:
                     event = self._events.get(timeout=min(remaining, 1.0))
                 except queue.Empty:
                     if self.sock.closed and self._events.empty():
-                        self.hangup_cause = self.hangup_cause or "CONTROLLER_SOCKET_CLOSED"
+                        # Lost without a hangup, as in _serve: the leg stays open for adoption.
+                        self.detached = True
                         return None
                     continue
                 if match(event):

@@ -213,7 +213,8 @@ class OutboundServer:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop accepting and close every live call socket (FreeSWITCH then continues those
-        channels' dialplans: with nothing after ``socket`` they hang up)."""
+        channels' dialplans: ours parks an admitted call for the next controller). The
+        controller stops with ``stop_accepting`` and hands calls over instead."""
         self._server.stop(timeout=timeout)
         for call in list(self.calls):
             call.close()

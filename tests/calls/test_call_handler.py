@@ -191,6 +191,28 @@ def test_socket_lost_without_hangup_leaves_the_leg_open_for_adoption(store: Stor
     assert leg is not None and leg["ended_at"] is None
 
 
+class _LostAtAnswer(FakeCallSocket):
+    """The controller's socket breaks while it waits for ``answer`` to complete."""
+
+    def execute(self, app: str, arg: str | None = None, **kw: object) -> str:
+        if app == "answer":
+            self.commands.append("execute answer")
+            self.close()
+            return "answer-uuid"
+        return super().execute(app, arg, **kw)  # type: ignore[arg-type]
+
+
+def test_socket_lost_while_answering_also_leaves_the_leg_open(store: Store, org: str) -> None:
+    # The channel is labelled before answer, so FreeSWITCH parks it and the next controller
+    # adopts it (and answers it): the leg keeps its slot rather than ending with the socket.
+    ch = sip_channel(org, sip_username(store, org), make_session(store, org))
+    sock = _LostAtAnswer(dict(ch.headers))  # type: ignore[arg-type]
+    session = CallSession(sock, store, CONFIG)
+    session.run()
+    assert session.detached and not sock.hung_up
+    assert _apis(sock, "uuid_setvar_multi") and live_leg_count(store) == 1
+
+
 def test_disconnect_notice_without_hangup_event_ends_the_call(store: Store, org: str) -> None:
     sock = _socket(store, org, make_session(store, org))
     run = Running(CallSession(sock, store, CONFIG))
