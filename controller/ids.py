@@ -12,7 +12,7 @@ import time
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 PREFIXES = frozenset(
-    {"org", "key", "sess", "pcon", "pn", "leg", "turn", "req", "evt", "sip"}
+    {"org", "key", "sess", "pcon", "pn", "leg", "turn", "req", "evt", "sip", "we", "whd", "log"}
 )
 
 

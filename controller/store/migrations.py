@@ -150,4 +150,84 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        2,
+        """
+        -- FreeSWITCH's RTP statistics for the leg, read from CHANNEL_HANGUP_COMPLETE (JSON:
+        -- controller/calls/quality.py); NULL until the hangup is known or when it carried none.
+        ALTER TABLE call_legs ADD COLUMN quality TEXT;
+        -- Set when session.ended was queued for webhooks: once, after the last leg has ended.
+        ALTER TABLE sessions ADD COLUMN ended_event_at REAL;
+        """,
+    ),
+    (
+        3,
+        """
+        CREATE TABLE webhook_endpoints (
+            id TEXT PRIMARY KEY,                -- we_…
+            org_id TEXT NOT NULL REFERENCES organizations(id),
+            url TEXT NOT NULL,
+            description TEXT,
+            enabled_events TEXT NOT NULL,       -- JSON list of event types
+            -- The signing secret must be readable to sign; it is never returned after the
+            -- response that created or rotated it, and never logged.
+            secret TEXT NOT NULL,
+            previous_secret TEXT,               -- still signs until previous_secret_expires_at
+            previous_secret_expires_at REAL,
+            status TEXT NOT NULL DEFAULT 'enabled',  -- enabled | disabled | deleted
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        CREATE INDEX webhook_endpoints_org ON webhook_endpoints(org_id, status);
+
+        -- The outbox: one row per event, with the exact body every attempt sends.
+        CREATE TABLE webhook_events (
+            id TEXT PRIMARY KEY,                -- evt_…
+            org_id TEXT NOT NULL,
+            type TEXT NOT NULL,
+            body TEXT NOT NULL,                 -- the envelope JSON, byte-exact as delivered
+            created_at REAL NOT NULL
+        );
+        CREATE INDEX webhook_events_org_created ON webhook_events(org_id, created_at, id);
+
+        -- One row per (event, endpoint); a worker leases a due row, so a worker killed mid-send
+        -- leaves it to another after lease_until (same event id, never lost).
+        CREATE TABLE webhook_deliveries (
+            id TEXT PRIMARY KEY,                -- whd_…
+            event_id TEXT NOT NULL REFERENCES webhook_events(id),
+            endpoint_id TEXT NOT NULL REFERENCES webhook_endpoints(id),
+            org_id TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending',  -- pending | delivered | failed
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL NOT NULL,
+            lease_until REAL,
+            last_http_status INTEGER,
+            last_error TEXT,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            UNIQUE (event_id, endpoint_id)
+        );
+        CREATE INDEX webhook_deliveries_due ON webhook_deliveries(status, next_attempt_at);
+
+        -- API requests and webhook delivery attempts per organization; never bodies or secrets.
+        CREATE TABLE api_logs (
+            id TEXT PRIMARY KEY,                -- log_…
+            org_id TEXT NOT NULL,
+            kind TEXT NOT NULL,                 -- api_request | webhook_delivery
+            method TEXT,
+            path TEXT,
+            status INTEGER,                     -- HTTP status we answered / the receiver answered
+            duration_ms REAL,
+            request_id TEXT,
+            error_code TEXT,
+            endpoint_id TEXT,
+            event_id TEXT,
+            event_type TEXT,
+            attempt INTEGER,
+            created_at REAL NOT NULL
+        );
+        CREATE INDEX api_logs_org_created ON api_logs(org_id, created_at, id);
+        CREATE INDEX api_logs_created ON api_logs(created_at);
+        """,
+    ),
 ]

@@ -1,0 +1,1 @@
+"""Signed webhooks: endpoints, the durable outbox, and the delivery worker."""
