@@ -64,6 +64,9 @@ class Settings:
     controller_port: int = 8084
     # Address FreeSWITCH's dialplan uses to reach the controller's outbound socket.
     controller_address: str = "127.0.0.1:8084"
+    # The controller's Prometheus listener (GET /metrics); port 0 picks a free one.
+    controller_metrics_host: str = "127.0.0.1"
+    controller_metrics_port: int = 9464
     bridge_host: str = "127.0.0.1"
     bridge_port: int = 8765
     # Base URL the controller hands to mod_audio_stream (host without underscores).
@@ -112,7 +115,7 @@ class Settings:
         return settings
 
     def validate(self) -> None:
-        for name in ("api_port", "esl_port", "controller_port", "bridge_port"):
+        for name in ("api_port", "esl_port", "controller_port", "controller_metrics_port", "bridge_port"):
             port = getattr(self, name)
             if not 0 <= port <= 65535:
                 raise SettingsError(f"KALLGLOT_{name.upper()} must be 0-65535, got {port}")

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from controller import metrics
 from controller.calls.admission import Admitted, Rejected, admit
 from controller.calls.adoption import has_audio_stream, is_adopted, resume_leg
 from controller.calls.channel import ChannelDataError, ChannelInfo
@@ -164,6 +165,8 @@ class CallSession:
         self.store = store
         self.config = config
         self._clock = clock
+        # The call reached us (its outbound socket is connected): call setup is timed from here.
+        self._arrived = clock()
         self._events: queue.Queue[CallEvent] = queue.Queue()
         # Events read while waiting for something else (e.g. an early ::play), handled next.
         self._backlog: deque[CallEvent] = deque()
@@ -208,10 +211,13 @@ class CallSession:
             log.exception("call %s: admission failed", self.channel.call_uuid)
             self.admission = Rejected(self.channel.call_uuid, 503, "admission error")
         if isinstance(self.admission, Rejected):
+            metrics.record_call_refused(self.admission.org_id, self.admission.sip_code)
             self._reject(self.admission)
             return
+        metrics.record_call_admitted(self.admission.org_id)
         try:
             if self._answer(self.admission):
+                metrics.observe_call_setup(self._clock() - self._arrived, self.channel.direction)
                 self._start_stream()
                 self._serve()
         finally:
@@ -330,11 +336,12 @@ class CallSession:
         # `+OK Success` comes even when the websocket will be refused: the leg counts as
         # streaming on ::connect only.
         if not reply.startswith("+OK"):
-            self._stream_failed(f"start refused: {reply.strip()}")
+            self._stream_failed(f"start refused: {reply.strip()}", kind="start_refused")
 
-    def _stream_failed(self, why: str, *, permanent: bool = False) -> None:
+    def _stream_failed(self, why: str, *, kind: str, permanent: bool = False) -> None:
         admitted = self.admission
         assert isinstance(admitted, Admitted)
+        metrics.record_stream_failure(kind)
         retries_done = self.stream_attempts - 1
         record = {"event": "stream_failed", "call_uuid": admitted.call_uuid, "leg_id": admitted.leg_id,
                   "session_id": admitted.session_id, "attempt": self.stream_attempts, "reason": why}
@@ -352,6 +359,7 @@ class CallSession:
         admitted = self.admission
         assert isinstance(admitted, Admitted)
         self._retry_at = None
+        metrics.record_stream_retry()
         # After a server close mod_audio_stream still holds the old stream: drop it first.
         self._api(f"uuid_audio_stream {admitted.call_uuid} stop")
         # `stop` deletes that stream's ::play files, and the new stream numbers its files from
@@ -409,10 +417,12 @@ class CallSession:
                 self.playback.barge_in()
         elif key == STREAM_ERROR:
             mark_leg(self.store, admitted.leg_id, "answered")
-            self._stream_failed(f"bridge refused: {event.body.decode(errors='replace')[:200]}")
+            self._stream_failed(f"bridge refused: {event.body.decode(errors='replace')[:200]}",
+                                kind="bridge_refused")
         elif key == STREAM_DISCONNECT:
             mark_leg(self.store, admitted.leg_id, "answered")
             self._stream_failed(f"bridge closed: {event.body.decode(errors='replace')[:200]}",
+                                kind="bridge_closed",
                                 permanent=disconnect_close_code(event.body) in PERMANENT_CLOSE_CODES)
         elif key == STREAM_CONNECT:
             mark_leg(self.store, admitted.leg_id, "streaming")

@@ -28,9 +28,10 @@ import gevent.event
 from controller.calls.adoption import adopt_parked_calls
 from controller.calls.call_handler import CallConfig, CallSession
 from controller.calls.legs import live_uuids_from_show_calls, reconcile
-from controller.esl.connection import EslError
+from controller.esl.connection import EslCommandError, EslError
 from controller.esl.inbound import InboundClient
 from controller.esl.outbound import OutboundCall, OutboundServer
+from controller.metrics import REGISTRY, SIP_AUTH_EVENTS, OrgCallsCollector, SipAuthWatcher, serve_metrics
 from controller.settings import Settings, SettingsError
 from controller.store import Store, open_store
 
@@ -82,6 +83,7 @@ class ControllerService:
         self.reconciled = 0  # reconciliation passes completed (for logs and tests)
         self.sessions: dict[str, CallSession] = {}  # call uuid -> the call this process drives
         self._pass_soon = gevent.event.Event()  # run a reconcile/adopt pass now, not at the interval
+        self.sip_auth = SipAuthWatcher(store)  # FreeSWITCH's digest challenges/failures → metrics
 
     def _on_call(self, call: OutboundCall) -> None:
         self.active_calls += 1
@@ -145,6 +147,7 @@ class ControllerService:
             log.info(json.dumps({"event": "esl_connected", "host": s.esl_host, "port": s.esl_port},
                                 separators=(",", ":")))
             try:
+                self._watch_sip_auth(client)
                 while not self._stopping.is_set() and not client.closed:
                     self._pass_soon.clear()
                     self.reconcile_once(client)
@@ -155,6 +158,16 @@ class ControllerService:
             finally:
                 self._inbound = None
                 client.close()
+
+    def _watch_sip_auth(self, client: InboundClient) -> None:
+        """sofia's CUSTOM auth events (``event plain CUSTOM sofia::pre_register …``) on this connection."""
+        for key in SIP_AUTH_EVENTS:
+            client.on(key, self.sip_auth.on_event)
+        try:
+            client.subscribe(*SIP_AUTH_EVENTS, timeout=10.0)
+        except EslCommandError as exc:  # calls still work; only the auth counters stay at zero
+            log.warning(json.dumps({"event": "sip_auth_events_refused", "error": str(exc)},
+                                   separators=(",", ":")))
 
     def reconcile_once(self, client: InboundClient) -> int:
         reply = client.api("show calls as json", timeout=10.0)
@@ -194,10 +207,26 @@ def cli_run(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps({"error": f"cannot listen on {settings.controller_host}:"
                                    f"{settings.controller_port}: {exc.strerror or exc}"}), file=sys.stderr)
         return 1
+    metrics_port = _start_metrics(settings, store)
     # One JSON line on stdout once the socket listens (port 0 picks a free one).
-    print(json.dumps({"event": "listening", "host": host, "port": port}), flush=True)
+    print(json.dumps({"event": "listening", "host": host, "port": port, "metrics_port": metrics_port}),
+          flush=True)
     gevent.signal_handler(signal.SIGTERM, service.stop)
     gevent.signal_handler(signal.SIGINT, service.stop)
     service.wait()
     store.close()
     return 0
+
+
+def _start_metrics(settings: Settings, store: Store) -> int | None:
+    """``GET /metrics`` on KALLGLOT_CONTROLLER_METRICS_HOST:PORT; its port, or None when it cannot
+    bind — calls matter more than metrics, and Prometheus shows the target down."""
+    REGISTRY.register(OrgCallsCollector(store))
+    try:
+        server = serve_metrics(settings.controller_metrics_host, settings.controller_metrics_port, REGISTRY)
+    except OSError as exc:
+        log.error(json.dumps({"event": "metrics_unavailable", "error": f"cannot listen on "
+                              f"{settings.controller_metrics_host}:{settings.controller_metrics_port}: "
+                              f"{exc.strerror or exc}"}, separators=(",", ":")))
+        return None
+    return server.address[1]
