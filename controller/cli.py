@@ -17,6 +17,7 @@ from controller.settings import Settings, SettingsError
 # subcommand path -> "module:function"; the function takes (args, settings) and returns an exit code.
 COMMANDS: dict[str, str] = {
     "api": "controller.api.server:cli_run",
+    "webhooks": "controller.webhooks.worker:cli_run",
     "controller": "controller.calls.service:cli_run",
     "bridge": "media_bridge.server:cli_run",
     "demo": "controller.demo.run:cli_run",
@@ -43,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.add_argument("--host", dest="api_host")
     p.add_argument("--port", dest="api_port", type=int)
+
+    p = sub.add_parser("webhooks", help="run only the webhook delivery worker")
+    _add_common(p)
 
     p = sub.add_parser("controller", help="run the ESL call controller")
     _add_common(p)

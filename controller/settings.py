@@ -40,6 +40,19 @@ def parse_sip_transports(raw: str) -> tuple[str, ...]:
     return tuple(t for t in SIP_TRANSPORTS if t in words)
 
 
+def parse_retry_schedule(raw: str) -> tuple[float, ...]:
+    """``KALLGLOT_WEBHOOK_RETRY_SCHEDULE`` ("0,60,300") → delays in seconds, one per attempt."""
+    try:
+        delays = tuple(float(w) for w in raw.split(",") if w.strip())
+    except ValueError:
+        delays = ()
+    if not delays or any(not 0 <= d <= 7 * 86400 for d in delays):
+        raise SettingsError(
+            "KALLGLOT_WEBHOOK_RETRY_SCHEDULE must be comma-separated seconds (0 to 604800), "
+            f"one per attempt, got {raw!r}")
+    return delays
+
+
 def _env_int(env: dict[str, str], name: str, default: int) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -82,6 +95,16 @@ class Settings:
     rtp_start_port: int = 16384
     rtp_end_port: int = 16484
     log_level: str = "INFO"
+    # Webhooks (docs/webhooks.md): private/loopback/link-local… targets are refused unless this
+    # install allows them (e.g. a receiver on the same host or LAN).
+    webhook_allow_private_targets: bool = False
+    webhook_timeout_s: float = 10.0
+    # Delay in seconds before each attempt, measured from the previous one; then ``failed``.
+    webhook_retry_schedule: str = "0,60,300,1800,7200,18000,36000,86400"
+    webhook_poll_interval_s: float = 1.0
+    # Run the delivery worker inside ``kallglot api`` (off when ``kallglot webhooks`` runs it).
+    webhook_worker: bool = True
+    api_log_retention_days: int = 30
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -128,3 +151,10 @@ class Settings:
         parse_sip_transports(self.sip_transports)
         if not 0 < self.profile_ready_timeout_s <= 600:
             raise SettingsError("KALLGLOT_PROFILE_READY_TIMEOUT_S must be more than 0 and at most 600 (s)")
+        if not 0 < self.webhook_timeout_s <= 300:
+            raise SettingsError("KALLGLOT_WEBHOOK_TIMEOUT_S must be more than 0 and at most 300 (s)")
+        if not 0 < self.webhook_poll_interval_s <= 60:
+            raise SettingsError("KALLGLOT_WEBHOOK_POLL_INTERVAL_S must be more than 0 and at most 60 (s)")
+        parse_retry_schedule(self.webhook_retry_schedule)
+        if self.api_log_retention_days < 1:
+            raise SettingsError("KALLGLOT_API_LOG_RETENTION_DAYS must be at least 1")

@@ -1,5 +1,5 @@
-"""Background task of the API process: ends sessions with no audio for 30 minutes, and purges
-expired idempotency keys."""
+"""Background task of the API process: ends sessions with no audio for 30 minutes, purges
+expired idempotency keys and API log entries older than KALLGLOT_API_LOG_RETENTION_DAYS."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from controller.api.sessions import hang_up
-from controller.appkeys import STORE_KEY
+from controller.apilog.query import purge_older_than
+from controller.appkeys import SETTINGS_KEY, STORE_KEY
 from controller.domain import idempotency, sessions
 from controller.domain.timeutil import now
 
@@ -31,6 +32,8 @@ async def sweep(app: web.Application, *, at: float | None = None) -> list[str]:
         await hang_up(app, session_id, uuids)
         ended.append(session_id)
     await asyncio.to_thread(idempotency.purge_expired, store, at=at)
+    retention_s = app[SETTINGS_KEY].api_log_retention_days * 86400
+    await asyncio.to_thread(purge_older_than, store, at - retention_s)
     return ended
 
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sqlite3
+import time
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from controller.api.envelope import REQUEST_ID, REQUEST_ID_HEADER, error_response, from_http_exception
+from controller.apilog.record import ApiRequestEntry, record_request
 from controller.appkeys import STORE_KEY
 from controller.domain import api_keys, idempotency
 from controller.domain.errors import DomainError
@@ -20,7 +23,8 @@ log = logging.getLogger(__name__)
 ORG_ID: web.RequestKey[str] = web.RequestKey("org_id", str)  # set by authentication
 PUBLIC_PATHS = frozenset({"/v1/openapi.json", "/healthz"})
 # Responses that hold a secret are never stored, so Idempotency-Key is not honoured there.
-NO_IDEMPOTENCY_PATHS = frozenset({"/v1/sip/credentials"})
+NO_IDEMPOTENCY_PATHS = frozenset({"/v1/sip/credentials", "/v1/webhook_endpoints"})
+NO_IDEMPOTENCY_SUFFIXES = ("/rotate_secret",)
 
 
 async def _to_response(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -91,6 +95,42 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     return await handler(request)
 
 
+def _error_code(response: web.StreamResponse) -> str | None:
+    """``error.code`` of an error envelope (only error responses are parsed)."""
+    if response.status < 400 or not isinstance(response, web.Response) or not response.body:
+        return None
+    try:
+        code = json.loads(bytes(response.body))["error"]["code"]  # type: ignore[arg-type]
+    except (ValueError, TypeError, KeyError):
+        return None
+    return code if isinstance(code, str) else None
+
+
+@web.middleware
+async def api_log_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """One API log row per authenticated request: method, URL path (never the query string, which
+    may carry values a caller treats as secret), status, duration, request id, error code."""
+    if ORG_ID not in request:
+        return await handler(request)
+    start = time.perf_counter()
+    response = await _to_response(request, handler)  # errors become envelopes: log their status
+    entry = ApiRequestEntry(
+        org_id=request[ORG_ID],
+        method=request.method,
+        path=request.path,
+        status=response.status,
+        duration_ms=(time.perf_counter() - start) * 1000,
+        request_id=request[REQUEST_ID],
+        error_code=_error_code(response),
+    )
+    try:
+        await asyncio.to_thread(record_request, request.app[STORE_KEY], entry)
+    except Exception:
+        # The log must never fail the request it describes.
+        log.exception("API log write failed (request %s)", request[REQUEST_ID])
+    return response
+
+
 @web.middleware
 async def idempotency_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     key = request.headers.get("Idempotency-Key")
@@ -99,6 +139,7 @@ async def idempotency_middleware(request: web.Request, handler: Handler) -> web.
         or request.method != "POST"
         or ORG_ID not in request
         or request.path in NO_IDEMPOTENCY_PATHS
+        or request.path.endswith(NO_IDEMPOTENCY_SUFFIXES)
     ):
         return await handler(request)
     store = request.app[STORE_KEY]

@@ -7,10 +7,15 @@ import logging
 
 from aiohttp import web
 
-from controller.api import connections, dial, phone_numbers, sessions, sip
+from controller.api import api_logs, connections, dial, phone_numbers, sessions, sip, webhook_endpoints
 from controller.api.envelope import json_response
 from controller.api.janitor import JANITOR_INTERVAL_KEY, janitor_ctx
-from controller.api.middleware import auth_middleware, idempotency_middleware, request_id_middleware
+from controller.api.middleware import (
+    api_log_middleware,
+    auth_middleware,
+    idempotency_middleware,
+    request_id_middleware,
+)
 from controller.api.openapi import OPENAPI_KEY, build_openapi, openapi_handler
 from controller.appkeys import (
     CALL_CONTROL_KEY,
@@ -21,6 +26,7 @@ from controller.appkeys import (
 )
 from controller.settings import Settings
 from controller.store import Store, open_store
+from controller.webhooks.worker import webhook_worker_ctx
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +44,9 @@ def create_app(
     call_control: CallControl | None = None,
     janitor_interval_s: float = JANITOR_INTERVAL_S,
 ) -> web.Application:
-    app = web.Application(middlewares=[request_id_middleware, auth_middleware, idempotency_middleware])
+    app = web.Application(
+        middlewares=[request_id_middleware, auth_middleware, api_log_middleware, idempotency_middleware]
+    )
     app[SETTINGS_KEY] = settings
     app[STORE_KEY] = store
     if call_control is not None:
@@ -46,11 +54,12 @@ def create_app(
     app[SETTINGS_LISTENERS_KEY] = []
     app[OPENAPI_KEY] = build_openapi(settings.sip_domain)
     app[JANITOR_INTERVAL_KEY] = janitor_interval_s
-    for module in (sessions, dial, connections, phone_numbers, sip):
+    for module in (sessions, dial, connections, phone_numbers, sip, webhook_endpoints, api_logs):
         app.add_routes(module.routes)
     app.router.add_get("/v1/openapi.json", openapi_handler)
     app.router.add_get("/healthz", healthz)
     app.cleanup_ctx.append(janitor_ctx)
+    app.cleanup_ctx.append(webhook_worker_ctx)  # off with KALLGLOT_WEBHOOK_WORKER=false
     return app
 
 

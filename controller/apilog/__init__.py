@@ -1,0 +1,3 @@
+"""The API log: each authenticated API request and each webhook delivery attempt, per organization.
+
+Never bodies, query strings, secrets or API keys (docs/api.md "API log")."""
