@@ -323,6 +323,7 @@ def dead_port() -> int:
 
 def start_controller(db: Path, workdir: Path, extra_env: dict[str, str] | None = None) -> Target:
     env = {**os.environ, "KALLGLOT_DB": str(db), "KALLGLOT_CONTROLLER_PORT": "0",
+           "KALLGLOT_CONTROLLER_METRICS_PORT": "0",
            "KALLGLOT_ESL_HOST": "127.0.0.1", "KALLGLOT_ESL_PORT": str(dead_port()),
            "KALLGLOT_BRIDGE_URL": "ws://127.0.0.1:9", "PYTHONPATH": str(ROOT), **(extra_env or {})}
     return _spawn("controller", [sys.executable, "-m", "controller.cli", "controller"], env,

@@ -82,6 +82,7 @@ class DemoStack:
         self.sip_domain = sip_domain
         self.api_port, self.bridge_port = free_port(), free_port()
         self.controller_port, self.esl_port = free_port(), free_port()
+        self.controller_metrics_port = free_port()
         self.esl_password = secrets.token_urlsafe(12)
         self.conf_dir = workdir / "freeswitch-conf"
         self.env: dict[str, str] = {
@@ -93,6 +94,7 @@ class DemoStack:
             "KALLGLOT_BRIDGE_URL": f"ws://127.0.0.1:{self.bridge_port}",
             "KALLGLOT_CONTROLLER_HOST": "127.0.0.1", "KALLGLOT_CONTROLLER_PORT": str(self.controller_port),
             "KALLGLOT_CONTROLLER_ADDRESS": f"127.0.0.1:{self.controller_port}",
+            "KALLGLOT_CONTROLLER_METRICS_PORT": str(self.controller_metrics_port),
             "KALLGLOT_ESL_HOST": "127.0.0.1", "KALLGLOT_ESL_PORT": str(self.esl_port),
             "KALLGLOT_ESL_PASSWORD": self.esl_password,
             "KALLGLOT_ADMIN_TOKEN": secrets.token_urlsafe(16),

@@ -18,7 +18,8 @@ class ControllerProcess:
                  extra_env: dict[str, str] | None = None) -> None:
         env = {**os.environ, "KALLGLOT_DB": str(db), "KALLGLOT_ESL_PORT": str(esl_port),
                "KALLGLOT_ESL_HOST": "127.0.0.1", "KALLGLOT_BRIDGE_URL": bridge_url,
-               "KALLGLOT_CONTROLLER_PORT": "0", "KALLGLOT_STREAM_RETRY_BASE_S": "0.05",
+               "KALLGLOT_CONTROLLER_PORT": "0", "KALLGLOT_CONTROLLER_METRICS_PORT": "0",
+               "KALLGLOT_STREAM_RETRY_BASE_S": "0.05",
                "KALLGLOT_RECONCILE_GRACE_S": "0.5", **(extra_env or {})}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "controller.cli", "controller"], cwd=ROOT, env=env,
@@ -30,6 +31,8 @@ class ControllerProcess:
             raise RuntimeError(f"controller did not start: {err}")
         info = json.loads(line)
         self.address: tuple[str, int] = (info["host"], int(info["port"]))
+        # GET /metrics of this controller (None when its listener could not bind).
+        self.metrics_port: int | None = info.get("metrics_port")
         self.log_lines: list[str] = []
         self._drain = threading.Thread(target=self._read_stderr, daemon=True)
         self._drain.start()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from controller.esl.outbound import OutboundCall
+from controller.esl.protocol import EVENT_PLAIN, Event
 from tests.esl.conformance import compare, drive_inbound
 from tests.esl.minictl import MiniController
 from tests.esl.wsserver import ScriptedWsServer, fixture_texts_out
@@ -123,3 +125,39 @@ def test_listener_sees_the_main_call_like_freeswitch(tmp_path: Path) -> None:
         ws.stop()
     assert ctl.errors == []
     assert compare(run) == []
+
+
+def test_listener_sees_sofia_auth_events_like_freeswitch(tmp_path: Path) -> None:
+    """``sofia::pre_register`` with every challenge (407), ``sofia::register_failure`` with every
+    403 that refuses credentials (wrong password, unknown user, outside auth-acl), same header
+    names in the same order as a real 1.10.12 (fixture inbound-events-sofia-auth)."""
+    with socket.socket() as probe:  # a port nothing listens on: the answered call finds no controller
+        probe.bind(("127.0.0.1", 0))
+        closed = f"127.0.0.1:{probe.getsockname()[1]}"
+    with FreeSwitchDouble(write_sample_conf(tmp_path / "conf"), controller_addr=closed) as fs:
+        codes: list[int | None] = []
+
+        def auth_calls() -> None:
+            sid = "sess_01HFIXTURE0002"
+            codes.append(fs.place_call(sid).code)
+            codes.append(fs.place_call(sid, user=USER, password="wrong").code)
+            codes.append(fs.place_call(sid, user="nosuchuser", password="whatever").code)
+            codes.append(fs.place_call("nosuchdest", user=USER, password=PASSWORD).code)
+            fs.place_call(sid, user=USER, password=PASSWORD)  # past auth: no failure event
+            codes.append(fs.place_call(sid, user=ACL_USER, password=PASSWORD).code)
+
+        run = drive_inbound("inbound-events-sofia-auth", fs, after={2: auth_calls})
+    assert codes == [407, 403, 403, 404, 403]
+    assert compare(run) == []
+    assert run.extra == []
+    events = [Event.from_frame(f) for _, f in run.pairs if f is not None and f.content_type == EVENT_PLAIN]
+    assert [e.subclass for e in events] == [
+        "sofia::pre_register", "sofia::pre_register", "sofia::register_failure", "sofia::pre_register",
+        "sofia::register_failure", "sofia::pre_register", "sofia::pre_register", "sofia::pre_register",
+        "sofia::register_failure"]
+    # What the controller's metrics read (controller/metrics/sip_auth.py): the caller's From user
+    # on the challenge, the dialled user and the method on the failure.
+    assert events[1].get("to-user") == USER and events[1].get("from-user") == "sess_01HFIXTURE0002"
+    assert events[2].get("to-user") == "sess_01HFIXTURE0002"
+    assert events[2].get("registration-type") == "INVITE"
+    assert events[2].get("network-port") == events[1].get("network-port")

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tests.fsdouble import sofia_auth
 from tests.fsdouble.audiostream import AudioStream, valid_stream_url
 from tests.fsdouble.callsim import CODEC_RATE, PAYLOAD_TYPES, RTPMAP, CallOutcome, CallSpec, authenticate
 from tests.fsdouble.channel import (
@@ -306,16 +307,20 @@ class FreeSwitchDouble:
             return outcome
         cfg = self.config
         auth = authenticate(cfg, profile, spec)
+        realm = profile.param("challenge-realm") or spec.domain or ""
+        if not auth.trusted:  # every INVITE is challenged first: sofia fires pre_register with the 407
+            call_id = f"{secrets.token_hex(8)}@{spec.source_ip}"
+            await self._fire(sofia_auth.pre_register(self.core, profile.name, spec, call_id, realm))
         if not auth.ok:
             outcome.challenged = True
             if auth.code == 407:
-                realm = profile.param("challenge-realm") or spec.domain or ""
                 outcome._set_final(407, SIP_REASONS[407], {
                     "Proxy-Authenticate": f'Digest realm="{realm}", nonce="{uuidlib.uuid4()}", '
                                           'algorithm=MD5, qop="auth"'})
             else:
                 outcome._set_final(403, SIP_REASONS[403])
                 outcome.hangup_cause = "CALL_REJECTED"
+                await self._fire(sofia_auth.register_failure(self.core, profile.name, spec, realm))
                 await self._auth_failure_events(spec)
             return outcome
         outcome.challenged = not auth.trusted
