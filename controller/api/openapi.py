@@ -9,6 +9,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from controller.api import schemas
+from controller.api.api_logs import METHODS
 from controller.api.dial import CallLeg, DialRequest
 from controller.api.envelope import json_response
 from controller.domain.requests import (
@@ -20,6 +21,7 @@ from controller.domain.requests import (
     SipSettingsUpdate,
 )
 from controller.domain.sessions import STATUSES
+from controller.webhooks.requests import RotateSecret, WebhookEndpointCreate, WebhookEndpointUpdate
 
 REF = "#/components/schemas/{model}"
 
@@ -88,6 +90,30 @@ def build_openapi(sip_domain: str) -> dict[str, Any]:
             {"name": "status", "in": "query", "schema": {"type": "string", "enum": list(statuses)}},
         ]
 
+    def api_log_params() -> list[dict[str, Any]]:
+        def text(name: str, description: str) -> dict[str, Any]:
+            schema = {"type": "string", "minLength": 1, "maxLength": 100}
+            return {"name": name, "in": "query", "schema": schema, "description": description}
+
+        moment = {"oneOf": [{"type": "number"}, {"type": "string", "format": "date-time"}]}
+        return [
+            *list_params(())[:2],
+            {"name": "kind", "in": "query", "schema": {"type": "string", "enum": ["api_request",
+                                                                                  "webhook_delivery"]}},
+            {"name": "status", "in": "query", "description": "An HTTP status (404) or a class (4xx)",
+             "schema": {"type": "string", "pattern": r"^([1-5][0-9]{2}|[1-5]xx)$"}},
+            {"name": "method", "in": "query",
+             "schema": {"type": "string", "enum": list(METHODS)}},
+            text("request_id", "X-Request-ID of an API request"),
+            text("error_code", "error.code of an API request, or a delivery's error code"),
+            text("endpoint_id", "Webhook endpoint (we_…)"),
+            text("event_id", "Webhook event (evt_…)"),
+            text("event_type", "Webhook event type"),
+            {"name": "created[gte]", "in": "query", "schema": moment,
+             "description": "Created at or after (unix seconds or ISO-8601 with a time zone)"},
+            {"name": "created[lt]", "in": "query", "schema": moment, "description": "Created before"},
+        ]
+
     paths: dict[str, Any] = {
         "/v1/sessions": {
             "post": op(
@@ -153,6 +179,35 @@ def build_openapi(sip_domain: str) -> dict[str, Any]:
         },
         "/v1/sip/credentials": {
             "post": op("Generate SIP credentials (password shown once)", "201", schemas.SipCredentials)
+        },
+        # Create and rotate_secret return the signing secret: Idempotency-Key is not honoured there.
+        "/v1/webhook_endpoints": {
+            "post": op(
+                "Create a webhook endpoint (secret shown once)", "201", schemas.WebhookEndpointWithSecret,
+                WebhookEndpointCreate,
+            ),
+            "get": op(
+                "List webhook endpoints", "200", schemas.WebhookEndpointList,
+                params=list_params(("enabled", "disabled")),
+            ),
+        },
+        "/v1/webhook_endpoints/{id}": {
+            "get": op("Retrieve a webhook endpoint", "200", schemas.WebhookEndpoint, params=[id_param]),
+            "patch": op(
+                "Update a webhook endpoint", "200", schemas.WebhookEndpoint, WebhookEndpointUpdate,
+                [id_param], body_required=False,
+            ),
+            "delete": op("Delete a webhook endpoint", "200", schemas.WebhookEndpoint, params=[id_param]),
+        },
+        "/v1/webhook_endpoints/{id}/rotate_secret": {
+            "post": op(
+                "Rotate the signing secret (new secret shown once)", "200", schemas.WebhookEndpointWithSecret,
+                RotateSecret, [id_param], body_required=False,
+            )
+        },
+        "/v1/api_logs": {
+            "get": op("API requests and webhook delivery attempts (newest first)", "200", schemas.ApiLogList,
+                      params=api_log_params())
         },
     }
     for path, methods in paths.items():

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from controller.domain.requests import Codec, Mode, Region, Transport
+from controller.webhooks.requests import EventType
 
 
 class Out(BaseModel):
@@ -150,3 +151,49 @@ class SipCredentials(Out):
     username: str
     domain: str
     password: str
+
+
+class WebhookEndpoint(Out):
+    id: str
+    object: Literal["webhook_endpoint"]
+    url: str
+    description: str | None
+    enabled_events: list[EventType]
+    status: Literal["enabled", "disabled", "deleted"]
+    previous_secret_expires_at: str | None = Field(
+        description="Until then deliveries also carry a signature by the previous secret")
+    created_at: str
+    updated_at: str
+
+
+class WebhookEndpointWithSecret(WebhookEndpoint):
+    secret: str = Field(description="The signing secret (whsec_…); shown only by create and rotate_secret")
+
+
+class WebhookEndpointList(Out):
+    object: Literal["list"]
+    data: list[WebhookEndpoint]
+    has_more: bool
+
+
+class ApiLog(Out):
+    id: str
+    object: Literal["api_log"]
+    kind: Literal["api_request", "webhook_delivery"]
+    method: str | None
+    path: str | None = Field(description="URL path of an API request, never its query string")
+    status: int | None = Field(description="Status we answered, or the receiver answered; null: no response")
+    duration_ms: float | None
+    request_id: str | None
+    error_code: str | None
+    endpoint_id: str | None
+    event_id: str | None
+    event_type: str | None
+    attempt: int | None
+    created_at: str
+
+
+class ApiLogList(Out):
+    object: Literal["list"]
+    data: list[ApiLog]
+    has_more: bool

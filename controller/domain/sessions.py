@@ -22,6 +22,7 @@ from controller.domain.timeutil import iso, now
 from controller.ids import new_id
 from controller.settings import Settings
 from controller.store import Store
+from controller.webhooks.outbox import enqueue
 
 log = logging.getLogger(__name__)
 
@@ -167,11 +168,17 @@ def create_session(
     ``settings`` is accepted for the callers' convenience and future per-install defaults.
     """
     with store.transaction() as conn:
-        return create_session_in(conn, org_id, request_model)
+        return create_session_in(conn, org_id, request_model, sip_domain=settings.sip_domain)
 
 
-def create_session_in(conn: sqlite3.Connection, org_id: str, request_model: SessionCreate) -> SessionRecord:
-    """:func:`create_session` inside the caller's open transaction (e.g. call admission's)."""
+def create_session_in(
+    conn: sqlite3.Connection, org_id: str, request_model: SessionCreate, *, sip_domain: str = ""
+) -> SessionRecord:
+    """:func:`create_session` inside the caller's open transaction (e.g. call admission's).
+
+    Queues ``session.created`` (the session resource) in the same transaction; ``sip_domain``
+    builds ``sip.uri`` there, so pass it for SIP-routed sessions.
+    """
     body = request_model
     _check_routing_shape(body)
     sid = new_id("sess")
@@ -214,7 +221,9 @@ def create_session_in(conn: sqlite3.Connection, org_id: str, request_model: Sess
             ts,
         ),
     )
-    return _load(conn, sid)
+    record = _load(conn, sid)
+    enqueue(conn, org_id, "session.created", record.to_json(sip_domain), now=ts)
+    return record
 
 
 # ---------------------------------------------------------------------------------- reads
