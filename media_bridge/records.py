@@ -1,12 +1,18 @@
 """What the bridge reads and writes in the shared store: session lookup, status/last_audio_at,
-transcript turns. Blocking (SQLite may wait on another process's lock): call via a thread."""
+transcript turns. Blocking (SQLite may wait on another process's lock): call via a thread.
+
+``session.started`` and ``transcript.segment`` webhooks are queued in the same transactions
+(controller/webhooks/outbox.py), so an event exists exactly when its change was committed."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
 
+from controller.domain.timeutil import iso
+from controller.domain.transcripts import Turn
 from controller.store import Store
+from controller.webhooks.outbox import enqueue
 
 OPEN_STATUSES = ("created", "connecting", "active")
 
@@ -50,14 +56,20 @@ def mark_audio(store: Store, session_id: str, first: bool, now: float | None = N
     Returns the session's status afterwards (None if the row is gone)."""
     now = time.time() if now is None else now
     with store.transaction() as conn:
+        started = False
         if first:
-            conn.execute(
+            started = conn.execute(
                 "UPDATE sessions SET status = 'active', started_at = COALESCE(started_at, ?), updated_at = ?"
                 " WHERE id = ? AND status IN ('created', 'connecting')",
                 (now, now, session_id),
-            )
+            ).rowcount > 0
         conn.execute("UPDATE sessions SET last_audio_at = ? WHERE id = ?", (now, session_id))
-        row = conn.execute("SELECT status FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        row = conn.execute(
+            "SELECT org_id, status, started_at FROM sessions WHERE id = ?", (session_id,)
+        ).fetchone()
+        if started and row is not None:
+            data = {"session_id": session_id, "status": row["status"], "started_at": iso(row["started_at"])}
+            enqueue(conn, row["org_id"], "session.started", data, now=now)
     return None if row is None else str(row["status"])
 
 
@@ -88,4 +100,10 @@ def insert_turn(store: Store, turn: TurnRecord, now: float | None = None) -> int
                 now,
             ),
         )
+        org = conn.execute("SELECT org_id FROM sessions WHERE id = ?", (turn.session_id,)).fetchone()
+        if org is not None:
+            shown = Turn(sequence, turn.speaker, turn.language, turn.text, turn.translation_language,
+                         turn.translation_text, turn.started_at)
+            enqueue(conn, org["org_id"], "transcript.segment",
+                    {"session_id": turn.session_id, **shown.to_json()}, now=now)
     return sequence
