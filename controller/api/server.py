@@ -10,6 +10,7 @@ from aiohttp import web
 from controller.api import api_logs, connections, dial, phone_numbers, sessions, sip, webhook_endpoints
 from controller.api.envelope import json_response
 from controller.api.janitor import JANITOR_INTERVAL_KEY, janitor_ctx
+from controller.api.metrics import metrics_handler, metrics_middleware
 from controller.api.middleware import (
     api_log_middleware,
     auth_middleware,
@@ -45,7 +46,8 @@ def create_app(
     janitor_interval_s: float = JANITOR_INTERVAL_S,
 ) -> web.Application:
     app = web.Application(
-        middlewares=[request_id_middleware, auth_middleware, api_log_middleware, idempotency_middleware]
+        middlewares=[metrics_middleware, request_id_middleware, auth_middleware, api_log_middleware,
+                     idempotency_middleware]
     )
     app[SETTINGS_KEY] = settings
     app[STORE_KEY] = store
@@ -58,6 +60,7 @@ def create_app(
         app.add_routes(module.routes)
     app.router.add_get("/v1/openapi.json", openapi_handler)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_handler)  # public, like /healthz (docs/operations.md)
     app.cleanup_ctx.append(janitor_ctx)
     app.cleanup_ctx.append(webhook_worker_ctx)  # off with KALLGLOT_WEBHOOK_WORKER=false
     return app
