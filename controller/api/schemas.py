@@ -32,6 +32,35 @@ class SessionSip(Out):
     transports: list[Transport]
 
 
+class LegQuality(Out):
+    mos: float
+    r_factor: float
+    jitter_ms: float
+    packets_received: int
+    packets_sent: int
+    packets_lost: int
+    packet_loss_pct: float
+    media_flowed: bool
+    rtp_timeout: bool
+    codec: str | None
+
+
+class Leg(Out):
+    id: str
+    role: Literal["customer", "agent"]
+    direction: Literal["inbound", "outbound"]
+    status: str
+    remote: str | None
+    sip_code: int | None
+    hangup_cause: str | None
+    created_at: str
+    answered_at: str | None
+    ended_at: str | None
+    duration_s: float | None
+    quality: LegQuality | None = Field(
+        description="FreeSWITCH's RTP statistics for the leg, read at hangup (docs/operations.md)")
+
+
 class Session(Out):
     id: str
     object: Literal["session"]
@@ -50,6 +79,7 @@ class Session(Out):
     created_at: str
     started_at: str | None
     ended_at: str | None
+    legs: list[Leg]
 
 
 class SessionList(Out):

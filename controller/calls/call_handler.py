@@ -28,6 +28,8 @@ from controller.calls.adoption import has_audio_stream, is_adopted, resume_leg
 from controller.calls.channel import ChannelDataError, ChannelInfo
 from controller.calls.legs import end_leg, mark_leg
 from controller.calls.playback import LegPlayback, is_barge_in, play_file_from_event
+from controller.calls.quality import LegQuality, quality_from_event
+from controller.calls.rejections import emit_call_rejected
 from controller.esl.connection import EslCommandError
 from controller.settings import Settings, SettingsError
 from controller.store import Store
@@ -118,6 +120,11 @@ class CallConfig:
     stream_retry_max_s: float = 10.0
     # STREAM_BUFFER_SIZE in ms (multiple of 20); 0 leaves mod_audio_stream's 20 ms frames.
     stream_buffer_ms: int = 0
+    # FreeSWITCH hangs a call up (MEDIA_TIMEOUT) after this long without RTP from the party;
+    # 0 disables. Set on the channel before answer, when its RTP session starts.
+    media_timeout_s: float = 60.0
+    # How long to wait after CHANNEL_HANGUP for CHANNEL_HANGUP_COMPLETE (the RTP statistics).
+    hangup_complete_wait_s: float = 2.0
 
     @classmethod
     def from_settings(cls, settings: Settings, env: Mapping[str, str] | None = None) -> CallConfig:
@@ -131,6 +138,7 @@ class CallConfig:
             stream_retries=int(_env_float(env, "KALLGLOT_STREAM_RETRIES", 3)),
             stream_retry_base_s=_env_float(env, "KALLGLOT_STREAM_RETRY_BASE_S", 1.0),
             stream_buffer_ms=buffer_ms,
+            media_timeout_s=_env_float(env, "KALLGLOT_MEDIA_TIMEOUT_S", 60.0),
         )
 
 
@@ -273,6 +281,8 @@ class CallSession:
         except EslCommandError as exc:
             self._gone_before_media(exc)
             return
+        # The caller has its answer; now tell the organization's webhooks (never before).
+        emit_call_rejected(self.store, self.channel, rejected)
         # FreeSWITCH sends the response and hangs up by itself; wait for it so `exit` comes after.
         self._wait_for(lambda ev: self._is_my_hangup(ev), self.config.reject_timeout_s)
 
@@ -316,6 +326,8 @@ class CallSession:
         turn in the channel's queue (~20 ms apiece) before the answer."""
         labels = (f"kallglot_session_id={admitted.session_id};kallglot_leg_id={admitted.leg_id};"
                   f"kallglot_role={admitted.role}")
+        if self.config.media_timeout_s > 0:
+            labels += f";media_timeout={int(self.config.media_timeout_s * 1000)}"
         reply = self._api(f"uuid_setvar_multi {admitted.call_uuid} {labels}")
         if not reply.startswith("+OK"):
             log.warning("call %s: cannot label the channel (%s): it would not survive a controller loss",
@@ -489,7 +501,8 @@ class CallSession:
                 self.sock.execute("hangup", self.hangup_cause)
             except Exception as exc:  # the call may be gone already
                 log.warning("call %s: hangup failed: %s", admitted.call_uuid, exc)
-        ended = end_leg(self.store, admitted.call_uuid, hangup_cause=self.hangup_cause)
+        quality = self._hangup_quality(admitted.call_uuid)
+        ended = end_leg(self.store, admitted.call_uuid, hangup_cause=self.hangup_cause, quality=quality)
         record: dict[str, object] = {
             "event": "call_ended", "call_uuid": admitted.call_uuid, "leg_id": admitted.leg_id,
             "session_id": admitted.session_id, "org_id": admitted.org_id,
@@ -498,7 +511,32 @@ class CallSession:
         if ended is not None:
             row = self.store.query_one("SELECT sip_code FROM call_legs WHERE id = ?", (ended.leg_id,))
             record.update(sip_code=row["sip_code"] if row else None, session_ended=ended.session_ended)
+        if quality is not None:
+            record.update(mos=quality.mos, packet_loss_pct=quality.packet_loss_pct,
+                          jitter_ms=quality.jitter_ms, media_flowed=quality.media_flowed)
         log.info(json.dumps(record, separators=(",", ":")))
+
+    def _hangup_quality(self, call_uuid: str) -> LegQuality | None:
+        """The leg's RTP statistics from CHANNEL_HANGUP_COMPLETE, which follows CHANNEL_HANGUP by
+        a few ms (before the linger notice); None if it does not come in time."""
+        deadline = self._clock() + self.config.hangup_complete_wait_s
+        while True:
+            if self._backlog:
+                event = self._backlog.popleft()
+            else:
+                remaining = deadline - self._clock()
+                if remaining <= 0 or (self.sock.closed and self._events.empty()):
+                    return None
+                try:
+                    event = self._events.get(timeout=min(remaining, 0.5))
+                except queue.Empty:
+                    continue
+            if event is _WAKE:
+                continue
+            if event.key == "CHANNEL_HANGUP_COMPLETE" and event.uuid in ("", call_uuid):
+                return quality_from_event(event.get, self.hangup_cause)
+            if event.get("Content-Type") == DISCONNECT_NOTICE:
+                return None  # sent after CHANNEL_HANGUP_COMPLETE: it is not coming
 
     def _api(self, cmd: str) -> str:
         try:

@@ -14,8 +14,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from controller.calls.admission import CLOSED_SESSION_STATUSES, ROLES
+from controller.calls.quality import LegQuality
 from controller.ids import new_id
 from controller.store import Store
+from controller.webhooks.call_events import queue_session_ended
 
 log = logging.getLogger("kallglot.calls.legs")
 
@@ -62,9 +64,11 @@ def mark_leg(store: Store, leg_id: str, status: str, *, now: float | None = None
 
 def end_leg(store: Store, call_uuid: str, *, hangup_cause: str, sip_code: int | None = None,
             now: float | None = None, end_reason: str = "call_ended",
-            force_session_end: bool = False) -> LegEnded | None:
-    """Mark the live leg of ``call_uuid`` ended; end its session when no live leg is left
-    (and one of its legs was answered, or ``force_session_end``).
+            force_session_end: bool = False, quality: LegQuality | None = None) -> LegEnded | None:
+    """Mark the live leg of ``call_uuid`` ended, with its RTP ``quality`` when known; end its
+    session when no live leg is left (and one of its legs was answered, or
+    ``force_session_end``). Once an ended session has no live leg, ``session.ended`` is queued
+    for webhooks in the same transaction.
 
     Idempotent: returns None when there is no live leg for that uuid.
     """
@@ -80,8 +84,10 @@ def end_leg(store: Store, call_uuid: str, *, hangup_cause: str, sip_code: int | 
         code = sip_code if sip_code is not None else sip_code_for(hangup_cause, answered)
         status = "ended" if leg["answered_at"] is not None else "failed"
         conn.execute(
-            "UPDATE call_legs SET ended_at = ?, status = ?, hangup_cause = ?, sip_code = ? WHERE id = ?",
-            (now, status, hangup_cause, code, leg["id"]),
+            "UPDATE call_legs SET ended_at = ?, status = ?, hangup_cause = ?, sip_code = ?, quality = ?"
+            " WHERE id = ?",
+            (now, status, hangup_cause, code,
+             json.dumps(quality.to_json(), separators=(",", ":")) if quality else None, leg["id"]),
         )
         remaining = conn.execute(
             "SELECT COUNT(*) FROM call_legs WHERE session_id = ? AND ended_at IS NULL",
@@ -101,6 +107,8 @@ def end_leg(store: Store, call_uuid: str, *, hangup_cause: str, sip_code: int | 
                 (now, now, end_reason, leg["session_id"]),
             )
             session_ended = cur.rowcount > 0
+        if remaining == 0:
+            queue_session_ended(conn, leg["session_id"], now=now)
     return LegEnded(leg["id"], leg["session_id"], call_uuid, session_ended)
 
 

@@ -10,9 +10,10 @@ import json
 import logging
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from controller.domain.call_legs import legs_of
 from controller.domain.errors import DomainError, NotFound
 from controller.domain.languages import AUTO
 from controller.domain.pagination import PageRequest, keyset_page
@@ -22,6 +23,7 @@ from controller.domain.timeutil import iso, now
 from controller.ids import new_id
 from controller.settings import Settings
 from controller.store import Store
+from controller.webhooks.call_events import queue_session_ended
 from controller.webhooks.outbox import enqueue
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,8 @@ class SessionRecord:
     ended_at: float | None
     last_audio_at: float | None
     sip_transports: list[str] | None = field(default=None)
+    # The call legs (controller/domain/call_legs.py), oldest first; filled by the reads.
+    legs: list[dict[str, object]] = field(default_factory=list)
 
     def sip_uri(self, sip_domain: str) -> str:
         return f"sip:{self.id}@{sip_domain}"
@@ -80,6 +84,7 @@ class SessionRecord:
             "created_at": iso(self.created_at),
             "started_at": iso(self.started_at),
             "ended_at": iso(self.ended_at),
+            "legs": self.legs,
         }
 
 
@@ -236,12 +241,18 @@ def _load(conn: sqlite3.Connection, session_id: str) -> SessionRecord:
     return _from_row(row)
 
 
+def _with_legs(store: Store, records: list[SessionRecord]) -> list[SessionRecord]:
+    with store.lock:
+        legs = legs_of(store.conn, [r.id for r in records])
+    return [replace(r, legs=legs[r.id]) for r in records]
+
+
 def get_session(store: Store, org_id: str, session_id: str) -> SessionRecord:
-    """The organization's session; another organization's id reads as not found."""
+    """The organization's session with its legs; another organization's id reads as not found."""
     row = store.query_one(f"{_SELECT} WHERE s.id = ? AND s.org_id = ?", (session_id, org_id))
     if row is None:
         raise NotFound("session", session_id, param="id")
-    return _from_row(row)
+    return _with_legs(store, [_from_row(row)])[0]
 
 
 def list_sessions(
@@ -262,7 +273,7 @@ def list_sessions(
         params=params,
         page=page or PageRequest(),
     )
-    return [_from_row(r) for r in rows], has_more
+    return _with_legs(store, [_from_row(r) for r in rows]), has_more
 
 
 # ------------------------------------------------------------------------------------ end
@@ -292,6 +303,8 @@ def end_session(store: Store, session_id: str, reason: str) -> list[str]:
                 " WHERE id = ?",
                 (ts, reason, ts, session_id),
             )
+            # With legs still up, their hangups queue it (controller/calls/legs.py end_leg).
+            queue_session_ended(conn, session_id, now=ts)
     return [leg["call_uuid"] for leg in legs]
 
 

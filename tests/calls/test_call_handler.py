@@ -86,7 +86,8 @@ def test_admitted_call_answers_streams_and_ends_its_session(store: Store, org: s
     # The leg's identity goes on the channel: a call whose controller goes away parks by it
     # and is adopted by the next controller.
     assert executes == ["execute set absolute_codec_string=G722,PCMU", "execute answer"]
-    labels = f"kallglot_session_id={sid};kallglot_leg_id={leg['id']};kallglot_role={leg['role']}"
+    labels = (f"kallglot_session_id={sid};kallglot_leg_id={leg['id']};kallglot_role={leg['role']}"
+              ";media_timeout=60000")  # RTP timeout (MEDIA_TIMEOUT) from answer on
     assert _apis(sock, "uuid_setvar_multi") == [f"uuid_setvar_multi {sock.uuid} {labels}"]
     start = _apis(sock, "uuid_audio_stream")[0]
     parts = start.split(" ")

@@ -36,6 +36,11 @@ class CallSpec:
     caller_id: str | None = None
     audio: bytes | Path | None = None  # what the caller says: WAV file/bytes (mono L16) or None
     audio_speed: float = 1.0  # >1 streams faster than real time
+    # RTP from the caller (tests/fsdouble/rtpstats.py): the share lost on the way, the spread
+    # of arrival times, and when it stops sending (None: until it hangs up; 0: never sends).
+    rtp_loss_pct: float = 0.0
+    rtp_jitter_ms: float = 0.0
+    rtp_stops_after_s: float | None = None
     profile: str | None = None
 
     def __post_init__(self) -> None:

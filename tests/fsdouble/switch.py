@@ -39,6 +39,7 @@ from tests.fsdouble.channel import (
 from tests.fsdouble.config import Condition, FsConfig, Profile, load_config
 from tests.fsdouble.fsstrings import separate_string
 from tests.fsdouble.listener import Command, Listener, read_command
+from tests.fsdouble.rtpstats import rtp_variables
 from tests.fsdouble.sofia_status import INVALID_PROFILE, profile_status, status_table
 
 log = logging.getLogger(__name__)
@@ -1128,6 +1129,9 @@ class FreeSwitchDouble:
         await self._chan_event(ch, "CHANNEL_ANSWER")
         ch.call_state = "ACTIVE"
         rt.outcome._set_final(200, "OK")
+        timeout_ms = ch.variables.get("media_timeout", "")
+        if timeout_ms.isdigit() and int(timeout_ms) > 0:  # read when the RTP session starts
+            self._spawn(self._media_timeout_watch(rt, int(timeout_ms)))
         return True
 
     async def _playback(self, rt: _CallRuntime, app: _App) -> str:
@@ -1255,7 +1259,7 @@ class FreeSwitchDouble:
         ch.call_state = "HANGUP"
         ch.set_state("CS_REPORTING")
         await self._chan_event(ch, "CHANNEL_STATE")
-        self._cdr_variables(ch, cause, q850, disposition or "")
+        self._cdr_variables(ch, cause, q850, disposition or "", self._rtp_stats(rt))
         await self._chan_event(ch, "CHANNEL_HANGUP_COMPLETE")
         for lst in list(rt.listeners):  # every socket still attached notices the hangup
             if lst.closed:
@@ -1271,7 +1275,27 @@ class FreeSwitchDouble:
         rt.outcome._set_ended()
         rt.ended.set()
 
-    def _cdr_variables(self, ch: Channel, cause: str, q850: int, disposition: str) -> None:
+    @staticmethod
+    def _rtp_stats(rt: _CallRuntime) -> dict[str, str]:
+        ch = rt.channel
+        media_start = ch.progress_media_us or ch.answered_us
+        if not ch.codec or not media_start:
+            return {}
+        media_s = max(0, ch.hangup_us - media_start) / 1e6
+        played_s = sum(max(0.0, (pb.ended or pb.started) - pb.started) for pb in ch.played)
+        return rtp_variables(rt.spec, media_s, played_s, 60 if ch.codec.upper() == "OPUS" else 160)
+
+    async def _media_timeout_watch(self, rt: _CallRuntime, timeout_ms: int) -> None:
+        """switch_rtp.c check_timeout: no RTP for ``media_timeout`` ms (counted from when the
+        RTP session started, then from the last packet) hangs the call up with MEDIA_TIMEOUT."""
+        if rt.spec.rtp_stops_after_s is None:
+            return  # the caller sends until it hangs up
+        await asyncio.sleep(rt.spec.rtp_stops_after_s + timeout_ms / 1000)
+        if not rt.channel.hung_up:
+            await self._hangup(rt, "MEDIA_TIMEOUT")
+
+    def _cdr_variables(self, ch: Channel, cause: str, q850: int, disposition: str,
+                       rtp: dict[str, str]) -> None:
         """The CDR variables FreeSWITCH sets for CHANNEL_HANGUP_COMPLETE, in the captured order."""
         start, answer, media, end = ch.created_us, ch.answered_us, ch.progress_media_us, ch.hangup_us
 
@@ -1298,7 +1322,7 @@ class FreeSwitchDouble:
             "duration": str(max(0, end - start) // 1_000_000), "mduration": str(max(0, end - start) // 1000),
             "uduration": str(max(0, end - start)), "sip_hangup_disposition": disposition,
             **spans("bill", answer, end), **spans("flow_bill", answer, end), **spans("answer", start, answer),
-            **spans("progress_media", start, media), **spans("wait", start, answer),
+            **spans("progress_media", start, media), **spans("wait", start, answer), **rtp,
         }
         for k, v in TEMPLATES["var_sets"]["cdr"]:
             if k.startswith("rtp_audio_") and not ch.codec:
