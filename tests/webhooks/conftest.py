@@ -7,12 +7,14 @@ from dataclasses import replace
 
 import pytest
 
+from controller.api.server import create_app
 from controller.domain import api_keys, organizations
 from controller.settings import Settings
 from controller.store import Store
 from controller.webhooks import endpoints
 from controller.webhooks.requests import WebhookEndpointCreate
 from controller.webhooks.worker import DeliveryWorker
+from tests.api.server import ApiServer, RunningServer
 from tests.webhooks.receiver import Receiver
 
 # Short schedule and timeout so retries take fractions of a second.
@@ -70,3 +72,27 @@ def delivery_rows(store: Store) -> list[dict[str, object]]:
 
 def all_finished(store: Store) -> Callable[[], bool]:
     return lambda: all(r["status"] != "pending" for r in delivery_rows(store))
+
+
+def start_api_with(store: Store, settings: Settings) -> tuple[ApiServer, RunningServer]:
+    """A real API (its own webhook worker included) with these settings, on 127.0.0.1."""
+    app = create_app(settings, store)
+    running = RunningServer(app)
+    api = ApiServer(base=f"http://127.0.0.1:{running.port}", store=store, settings=settings, app=app)
+    return api, running
+
+
+@pytest.fixture
+def strict_api(store: Store) -> Iterator[ApiServer]:
+    """The API with the install's default policy: private targets refused."""
+    api, running = start_api_with(store, fast_settings(store, webhook_allow_private_targets=False))
+    yield api
+    running.stop()
+
+
+@pytest.fixture
+def open_api(store: Store) -> Iterator[ApiServer]:
+    """The API of an install that allows private targets (receivers on 127.0.0.1)."""
+    api, running = start_api_with(store, fast_settings(store))
+    yield api
+    running.stop()
