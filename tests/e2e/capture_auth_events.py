@@ -110,11 +110,15 @@ def main(out_path: Path) -> int:
     with tempfile.TemporaryDirectory() as tmp, \
             DemoStack(Path(tmp), engine="passthrough", switch_factory=factory) as stack:
         key = stack.api_key
-        stack.api_ok("PATCH", "/v1/sip", {"enabled": True, "allowed_transports": ["udp", "tcp", "tls"]}, key=key)
+        stack.api_ok("PATCH", "/v1/sip", {"enabled": True}, key=key)
         creds = stack.generate_credentials(key=key)
         user, password = str(creds["username"]), str(creds["password"])
         stack.reload()
-        sid = str(stack.api_ok("POST", "/v1/sessions", {"routing": {"type": "sip"}}, key=key)["id"])
+
+        def new_session() -> str:
+            return str(stack.api_ok("POST", "/v1/sessions", {"routing": {"type": "sip"}}, key=key)["id"])
+
+        sid = new_session()
         listener = RawListener(stack.esl_port, stack.esl_password, out)
 
         def call(label: str, dest: str, **spec: object) -> None:
@@ -131,10 +135,10 @@ def main(out_path: Path) -> int:
         call("auth-unknown-user", sid, user="nosuchuser", password="whatever")
         call("unknown-destination", "nosuchdest", user=user, password=password)
         call("auth-ok", sid, user=user, password=password)
-        listener.note("--- PATCH /v1/sip ip_allowlist=[203.0.113.0/24] + reload (127.0.0.1 now outside auth-acl)")
+        listener.note("--- PATCH /v1/sip ip_allowlist=[203.0.113.0/24] + reload (127.0.0.1 now outside "
+                      "auth-acl)")
         stack.configure_sip({"ip_allowlist": ["203.0.113.0/24"]}, key=key)
-        call("auth-acl-denied", stack.api_ok("POST", "/v1/sessions", {"routing": {"type": "sip"}}, key=key)["id"],
-             user=user, password=password)
+        call("auth-acl-denied", new_session(), user=user, password=password)
         time.sleep(1.0)
         listener.close()
     out_path.write_bytes(b"".join(out))
