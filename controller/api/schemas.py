@@ -35,10 +35,11 @@ class SessionSip(Out):
 class LegQuality(Out):
     mos: float
     r_factor: float
-    jitter_ms: float
+    jitter_min_ms: float
+    jitter_max_ms: float
     packets_received: int
     packets_sent: int
-    packets_lost: int
+    flaws: int
     packet_loss_pct: float
     media_flowed: bool
     rtp_timeout: bool

@@ -28,7 +28,7 @@ from controller.calls.adoption import has_audio_stream, is_adopted, resume_leg
 from controller.calls.channel import ChannelDataError, ChannelInfo
 from controller.calls.legs import end_leg, mark_leg
 from controller.calls.playback import LegPlayback, is_barge_in, play_file_from_event
-from controller.calls.quality import LegQuality, quality_from_event
+from controller.calls.quality import MEDIA_TIMEOUT_CAUSE, LegQuality, quality_from_event
 from controller.calls.rejections import emit_call_rejected
 from controller.esl.connection import EslCommandError
 from controller.settings import Settings, SettingsError
@@ -513,7 +513,11 @@ class CallSession:
             record.update(sip_code=row["sip_code"] if row else None, session_ended=ended.session_ended)
         if quality is not None:
             record.update(mos=quality.mos, packet_loss_pct=quality.packet_loss_pct,
-                          jitter_ms=quality.jitter_ms, media_flowed=quality.media_flowed)
+                          jitter_max_ms=quality.jitter_max_ms, media_flowed=quality.media_flowed)
+            metrics.observe_call_quality(admitted.org_id, quality.mos, quality.jitter_max_ms,
+                                         quality.packet_loss_pct, quality.media_flowed)
+        if self.hangup_cause == MEDIA_TIMEOUT_CAUSE:
+            metrics.record_rtp_timeout(admitted.org_id)
         log.info(json.dumps(record, separators=(",", ":")))
 
     def _hangup_quality(self, call_uuid: str) -> LegQuality | None:

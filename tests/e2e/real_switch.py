@@ -136,6 +136,10 @@ class RealCall:
     def wait_ended(self, timeout: float | None = None) -> bool:
         return True  # bye() waits for the 200 to the BYE
 
+    def wait_switch_bye(self, timeout: float) -> bool:
+        """True once the switch hung the call up (its BYE, answered 200)."""
+        return self.call.wait_bye(timeout)
+
 
 class RealFreeSwitch:
     """What both launchers share: the conf tree, TLS files, readiness, and placing calls."""
@@ -215,13 +219,17 @@ class RealFreeSwitch:
                    password: str | None = None, transport: str = "udp",
                    codecs: tuple[str, ...] = ("PCMU", "PCMA"), crypto: bool = False,
                    headers: dict[str, str] | None = None, source_ip: str = "127.0.0.1",
-                   rtp: bool = False) -> RealCall:
+                   rtp: bool = False, rtp_loss_pct: float = 0.0, rtp_jitter_ms: float = 0.0,
+                   rtp_stops_after_s: float | None = None) -> RealCall:
         """A SIP call; with ``rtp`` the caller sends (silence, or what ``call.rtp.say`` queues)
-        and records RTP for the whole call."""
+        and records RTP for the whole call; ``rtp_*`` shape what it sends, as in the double's
+        CallSpec (and imply ``rtp``)."""
+        rtp = rtp or bool(rtp_loss_pct or rtp_jitter_ms) or rtp_stops_after_s is not None
         if source_ip != "127.0.0.1":
             raise ValueError("a real caller can only use this host's address")
         port = self.tls_port if transport == "tls" else self.sip_port
-        endpoint = RtpEndpoint(codecs[0] if codecs[0] in ("PCMU", "PCMA") else "PCMU") if rtp else None
+        endpoint = RtpEndpoint(codecs[0] if codecs[0] in ("PCMU", "PCMA") else "PCMU", loss_pct=rtp_loss_pct,
+                               jitter_ms=rtp_jitter_ms, stops_after_s=rtp_stops_after_s) if rtp else None
         call = SipCall(("127.0.0.1", port), destination, domain, user=user, password=password,
                        transport=transport, codecs=codecs, crypto=crypto, headers=headers, rtp=endpoint)
         result = call.invite()

@@ -78,7 +78,11 @@ class Received:
 class RtpEndpoint:
     """Bind first (``port`` goes into the SDP offer), then ``start`` with the answer's address."""
 
-    def __init__(self, codec: str = "PCMU") -> None:
+    def __init__(self, codec: str = "PCMU", *, loss_pct: float = 0.0, jitter_ms: float = 0.0,
+                 stops_after_s: float | None = None) -> None:
+        """``loss_pct``: drop that share of packets, evenly spread (sequence numbers still count
+        them, as a lossy network would); ``jitter_ms``: send every other packet that much late;
+        ``stops_after_s``: stop sending RTP that long after the call started (0: never send)."""
         if codec not in CODECS:
             raise ValueError(f"RTP endpoint speaks {sorted(CODECS)}, not {codec}")
         self.codec = codec
@@ -94,6 +98,10 @@ class RtpEndpoint:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._ssrc = int.from_bytes(np.random.default_rng().bytes(4), "big")
+        self.drop_every = round(100 / loss_pct) if loss_pct > 0 else 0
+        self.jitter_s = jitter_ms / 1000
+        self.stops_after_s = stops_after_s
+        self.sent = 0  # packets put on the wire
 
     def start(self, remote: tuple[str, int], codec: str | None = None) -> None:
         """``codec``: what the answer chose (the offer may have listed several)."""
@@ -139,8 +147,11 @@ class RtpEndpoint:
     def _send_loop(self) -> None:
         encode = CODECS[self.codec][0]
         seq, timestamp = 0, 0
-        next_at = time.monotonic()
+        started = next_at = time.monotonic()
         while not self._stop.is_set():
+            if self.stops_after_s is not None and time.monotonic() - started >= self.stops_after_s:
+                self._stop.wait(0.05)  # silent from now on; still receiving
+                continue
             with self._lock:
                 frame = self._queue[:FRAME]
                 self._queue = self._queue[FRAME:]
@@ -148,14 +159,18 @@ class RtpEndpoint:
                 frame = np.concatenate([frame, np.zeros(FRAME - frame.size, np.int16)])
             header = struct.pack("!BBHII", 0x80, PAYLOAD_TYPE[self.codec], seq & 0xFFFF,
                                  timestamp & 0xFFFFFFFF, self._ssrc)
+            dropped = self.drop_every and seq % self.drop_every == self.drop_every - 1
             try:
                 assert self.remote is not None
-                self.sock.sendto(header + encode(frame), self.remote)
+                if not dropped:
+                    self.sock.sendto(header + encode(frame), self.remote)
+                    self.sent += 1
             except OSError:
                 return
             seq, timestamp = seq + 1, timestamp + FRAME
             next_at += FRAME / RATE
-            delay = next_at - time.monotonic()
+            late = self.jitter_s if seq % 2 else 0.0
+            delay = next_at + late - time.monotonic()
             if delay > 0:
                 self._stop.wait(delay)
 

@@ -267,6 +267,21 @@ class SipCall:
                 self.t.send(self._request("ACK", self.remote_target, secrets.token_hex(6), self.cseq, []))
             return
 
+    def wait_bye(self, timeout: float) -> bool:
+        """Wait for the switch's BYE (e.g. an RTP timeout) and answer it 200."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                msg = self.t.receive()
+            except (OSError, TimeoutError, ConnectionError):
+                continue
+            if msg.status == 0:
+                self._answer_request(msg)
+                if (msg.header("CSeq") or "").endswith("BYE"):
+                    self.close()
+                    return True
+        return False
+
     def bye(self) -> int | None:
         self.cseq += 1
         try:
