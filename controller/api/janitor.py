@@ -1,5 +1,6 @@
 """Background task of the API process: ends sessions with no audio for 30 minutes, purges
-expired idempotency keys and API log entries older than KALLGLOT_API_LOG_RETENTION_DAYS."""
+expired idempotency keys, and API log entries and settled webhook deliveries (with their
+events) older than KALLGLOT_API_LOG_RETENTION_DAYS."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from controller.apilog.query import purge_older_than
 from controller.appkeys import SETTINGS_KEY, STORE_KEY
 from controller.domain import idempotency, sessions
 from controller.domain.timeutil import now
+from controller.webhooks.outbox import purge_settled
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,7 @@ async def sweep(app: web.Application, *, at: float | None = None) -> list[str]:
     await asyncio.to_thread(idempotency.purge_expired, store, at=at)
     retention_s = app[SETTINGS_KEY].api_log_retention_days * 86400
     await asyncio.to_thread(purge_older_than, store, at - retention_s)
+    await asyncio.to_thread(purge_settled, store, at - retention_s)
     return ended
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from controller.domain.timeutil import iso
 from controller.ids import new_id
+from controller.store import Store
 
 API_VERSION = "v1"
 EVENT_TYPES: tuple[str, ...] = (
@@ -57,3 +58,19 @@ def enqueue(conn: sqlite3.Connection, org_id: str, event_type: str, data: dict[s
         [(new_id("whd"), event_id, endpoint_id, org_id, now, now, now) for endpoint_id in endpoints],
     )
     return event_id
+
+
+def purge_settled(store: Store, cutoff: float) -> int:
+    """Delete deliveries that are over (delivered or failed) and were queued before ``cutoff``,
+    then the events left with no delivery; pending ones stay whatever their age. Returns the
+    number of events deleted. (The API's janitor runs it with the API log's retention.)"""
+    with store.transaction() as conn:
+        conn.execute(
+            "DELETE FROM webhook_deliveries WHERE status != 'pending' AND created_at < ?", (cutoff,)
+        )
+        cur = conn.execute(
+            "DELETE FROM webhook_events WHERE created_at < ? AND NOT EXISTS"
+            " (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = webhook_events.id)",
+            (cutoff,),
+        )
+        return cur.rowcount

@@ -103,3 +103,22 @@ def test_nothing_is_queued_for_an_organization_without_endpoints(store: Store) -
     end_session(store, sid, "api")
     assert _ended_events(store) == []
     assert store.query_one("SELECT ended_event_at FROM sessions WHERE id = ?", (sid,))[0] is not None
+
+
+def test_settled_deliveries_and_their_events_are_purged_pending_ones_kept(store: Store) -> None:
+    from controller.webhooks.outbox import purge_settled
+
+    org = make_org(store)
+    _endpoint(store, org, ["session.ended"])
+    old, fresh = make_session(store, org), make_session(store, org)
+    end_session(store, old, "api")
+    end_session(store, fresh, "api")
+    rows = store.query(
+        "SELECT d.id, e.body FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id")
+    by_session = {json.loads(r["body"])["data"]["session_id"]: r["id"] for r in rows}
+    store.conn.execute("UPDATE webhook_deliveries SET status = 'delivered', created_at = 0 WHERE id = ?",
+                       (by_session[old],))
+    store.conn.execute("UPDATE webhook_events SET created_at = 0")  # both events are old
+    assert purge_settled(store, cutoff=1.0) == 1
+    [left] = _ended_events(store)
+    assert left["session_id"] == fresh  # still pending: kept whatever its age
