@@ -62,6 +62,9 @@ def test_each_fs_record_is_one_frame(name: str, index: int, record: bytes) -> No
         assert event.name
         if event.name == "CUSTOM":
             assert event.items[0][0] == "Event-Subclass"
+            if event.subclass.startswith("sofia::"):  # auth events: headers only (inbound-events-sofia-auth)
+                assert event.body == b""
+                return
             assert event.subclass.startswith("mod_audio_stream::")
             assert isinstance(event.json(), dict)
             assert not event.body.endswith(b"\n")
