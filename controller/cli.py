@@ -28,6 +28,9 @@ COMMANDS: dict[str, str] = {
     "key revoke": "controller.admin_cli:key_revoke",
     "render": "controller.fsconfig.commands:cli_render",
     "reload": "controller.fsconfig.commands:cli_reload",
+    "models list": "media_bridge.models.cli:cli_list",
+    "models pull": "media_bridge.models.cli:cli_pull",
+    "models remove": "media_bridge.models.cli:cli_remove",
 }
 
 
@@ -93,6 +96,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--esl-port", dest="esl_port", type=int)
     p.add_argument("--restart-profile", action="store_true",
                    help="also restart the SIP profile (new TLS certificate files; ends its live calls)")
+
+    models = sub.add_parser("models", help="speech and translation models (docs/models.md)")
+    msub = models.add_subparsers(dest="models_command", required=True)
+    for name, text in (
+        ("list", "the catalog, and what is installed"),
+        ("pull", "download and install a model"),
+        ("remove", "delete an installed model"),
+    ):
+        p = msub.add_parser(name, help=text)
+        p.add_argument("--cache", help="model cache directory (KALLGLOT_MODEL_CACHE)")
+        if name == "list":
+            p.add_argument("--installed", action="store_true", help="only installed models")
+        else:
+            p.add_argument("name", help="catalog name, e.g. nllb-200-distilled-600m")
     return parser
 
 
@@ -103,7 +120,7 @@ _SETTINGS_FLAGS = (
 
 
 def _command_key(args: argparse.Namespace) -> str:
-    for group in ("org_command", "key_command"):
+    for group in ("org_command", "key_command", "models_command"):
         if getattr(args, group, None):
             return f"{args.command} {getattr(args, group)}"
     return args.command

@@ -7,42 +7,9 @@ import threading
 from pathlib import Path
 
 from media_bridge.engines.base import EngineError, UnsupportedPairError
+from media_bridge.models.nllb_languages import NLLB_CODES  # every Whisper language NLLB has
 
 MAX_TOKENS = 256  # an utterance is at most ~15 s of speech
-
-# ISO 639-1 → NLLB-200 (FLORES) codes for the languages we map elsewhere.
-NLLB_CODES = {
-    "en": "eng_Latn",
-    "es": "spa_Latn",
-    "fr": "fra_Latn",
-    "de": "deu_Latn",
-    "it": "ita_Latn",
-    "pt": "por_Latn",
-    "nl": "nld_Latn",
-    "ca": "cat_Latn",
-    "pl": "pol_Latn",
-    "ru": "rus_Cyrl",
-    "uk": "ukr_Cyrl",
-    "tr": "tur_Latn",
-    "ar": "arb_Arab",
-    "zh": "zho_Hans",
-    "ja": "jpn_Jpan",
-    "ko": "kor_Hang",
-    "hi": "hin_Deva",
-    "sv": "swe_Latn",
-    "da": "dan_Latn",
-    "fi": "fin_Latn",
-    "el": "ell_Grek",
-    "cs": "ces_Latn",
-    "ro": "ron_Latn",
-    "hu": "hun_Latn",
-    "he": "heb_Hebr",
-    "vi": "vie_Latn",
-    "id": "ind_Latn",
-    "th": "tha_Thai",
-    "bg": "bul_Cyrl",
-    "no": "nob_Latn",
-}
 
 
 class CT2Translator:
