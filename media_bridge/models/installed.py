@@ -10,6 +10,7 @@ from pathlib import Path
 from media_bridge.engines.model_files import ModelError
 from media_bridge.models import cache as model_cache
 from media_bridge.models.catalog import NLLB_MODEL, find
+from media_bridge.models.nllb_languages import NLLB_LANGUAGES
 
 
 @dataclass(frozen=True)
@@ -74,3 +75,15 @@ def resolve_whisper_model(configured: Path | None, cache: Path) -> Path | None:
             f"KALLGLOT_WHISPER_MODEL={configured} is not installed: run `kallglot models pull {name}`"
         )
     return directory
+
+
+def pulled_translator(source: str, target: str, cache: Path) -> str | None:
+    """``opus-mt-<s>-<t>`` or ``nllb`` when a pulled model translates the pair, in the order the
+    offline engine tries them (media_bridge/models/translators.py)."""
+    found = installed_models(cache)
+    for s, t, name, _ in found.opus:
+        if (s, t) == (source, target):
+            return name
+    if found.nllb is not None and source in NLLB_LANGUAGES and target in NLLB_LANGUAGES:
+        return "nllb"
+    return None
