@@ -165,23 +165,38 @@ def can_speak(language: str, config: BridgeConfig) -> bool:
     return espeak_has_voice(language)
 
 
+def text_translator(source: str, target: str, config: BridgeConfig) -> str | None:
+    """The text translator serving the pair ("nllb", "opus-mt", "apertium"), or None."""
+    model = config.ct2_mt_model
+    ct2 = set(config.ct2_mt_pairs) if model is not None else set()
+    if model is not None and ((source, target) in ct2 or (("*", "*") in ct2 and source != target)):
+        return "nllb" if (model / "sentencepiece.bpe.model").is_file() else "opus-mt"
+    return "apertium" if (source, target) in apertium_pairs() else None
+
+
 def _direction_reason(source: str, target: str, config: BridgeConfig, speak: bool) -> str | None:
+    from media_bridge.translation_paths import ENGLISH, plan_path  # imports this module
+
     if source != AUTO and source not in WHISPER_LANGUAGES:
         return f"speech recognition does not support language {source!r}"
     if target != AUTO and speak and not can_speak(target, config):
         return f"no speech synthesis voice is installed for language {target!r}"
     pairs = translation_pairs(config)
-    if source == AUTO and target == AUTO:
-        return None if pairs else "no translation engine is installed"
-    if source == AUTO:
-        ok = any(t == target for _, t in pairs) or ("*", "*") in pairs
-        return None if ok else f"no installed translation engine translates into {target!r}"
+    # Whisper's translate task turns any of its languages into English, so a source detected
+    # per utterance, or a listener language learned later, always has a path into English.
     if target == AUTO:
-        ok = any(s == source for s, _ in pairs) or ("*", "*") in pairs
+        ok = source != ENGLISH or any(s == source for s, _ in pairs) or ("*", "*") in pairs
         return None if ok else f"no installed translation engine translates from {source!r}"
-    if not can_translate(source, target, config):
+    if source == AUTO:
+        ok = target == ENGLISH or text_translator(ENGLISH, target, config) is not None
+        ok = ok or any(t == target for _, t in pairs) or ("*", "*") in pairs
+        return None if ok else f"no installed translation engine translates into {target!r}"
+    if plan_path(source, target, lambda s, t: text_translator(s, t, config)) is None:
         available = ", ".join(sorted(f"{s}-{t}" for s, t in pairs if s != "*")) or "none"
-        return f"translation {source}->{target} is not installed (available: {available})"
+        return (
+            f"translation {source}->{target} is not installed (available: {available},"
+            f" and any language->en by Whisper)"
+        )
     return None
 
 

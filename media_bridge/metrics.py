@@ -27,6 +27,12 @@ class BridgeMetrics:
         self.utterances = Counter(
             "kallglot_bridge_utterances", "Utterances by outcome", ["outcome"], registry=r
         )
+        self.translations = Counter(
+            "kallglot_bridge_translations",
+            "Translated utterances by translation path (media_bridge/translation_paths.py) and direction",
+            ["path", "source", "target"],
+            registry=r,
+        )
         self.barge_ins = Counter("kallglot_bridge_barge_ins", "Barge-in messages sent", registry=r)
         self.audio_out_seconds = Counter(
             "kallglot_bridge_audio_out_seconds", "Seconds of synthesized audio sent", registry=r

@@ -40,6 +40,7 @@ class TurnRecord:
     translation_text: str | None
     started_at: float
     ended_at: float
+    translation_path: str | None = None  # media_bridge.translation_paths names
 
 
 def load_session(store: Store, session_id: str) -> SessionInfo | None:
@@ -85,8 +86,8 @@ def insert_turn(store: Store, turn: TurnRecord, now: float | None = None) -> int
         sequence = int(row["next"])
         conn.execute(
             "INSERT INTO transcript_turns (session_id, sequence, speaker, language, text,"
-            " translation_language, translation_text, started_at, ended_at, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " translation_language, translation_text, translation_path, started_at, ended_at, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 turn.session_id,
                 sequence,
@@ -95,6 +96,7 @@ def insert_turn(store: Store, turn: TurnRecord, now: float | None = None) -> int
                 turn.text,
                 turn.translation_language,
                 turn.translation_text,
+                turn.translation_path,
                 turn.started_at,
                 turn.ended_at,
                 now,
@@ -103,7 +105,7 @@ def insert_turn(store: Store, turn: TurnRecord, now: float | None = None) -> int
         org = conn.execute("SELECT org_id FROM sessions WHERE id = ?", (turn.session_id,)).fetchone()
         if org is not None:
             shown = Turn(sequence, turn.speaker, turn.language, turn.text, turn.translation_language,
-                         turn.translation_text, turn.started_at)
+                         turn.translation_text, turn.started_at, turn.translation_path)
             enqueue(conn, org["org_id"], "transcript.segment",
                     {"session_id": turn.session_id, **shown.to_json()}, now=now)
     return sequence

@@ -240,8 +240,13 @@ class BridgeSession:
                     self.metrics.transcript_latency.observe(elapsed)
                 elif isinstance(result, Translation) and transcript is not None:
                     self.metrics.translation_latency.observe(elapsed)
+                    self.metrics.translations.labels(
+                        result.path or "unknown", transcript.language, result.language
+                    ).inc()
                     await self._save_turn(role, utterance, transcript, result)
-                    saved, outcome = True, "translated"
+                    saved = True
+                    if outcome != "spoken":  # the first sentence may already have been spoken
+                        outcome = "translated"
                 elif isinstance(result, SpeechChunk):
                     sent = await self._send_chunk(listener_role, result, epoch)
                     if sent and first_audio:
@@ -265,6 +270,7 @@ class BridgeSession:
             text=transcript.text,
             translation_language=translation.language if translation else None,
             translation_text=translation.text if translation else None,
+            translation_path=translation.path or None if translation else None,
             started_at=utterance.started_at,
             ended_at=utterance.ended_at,
         )

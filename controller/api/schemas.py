@@ -92,6 +92,9 @@ class SessionList(Out):
 class Translation(Out):
     language: str | None
     text: str
+    # How it was produced: "apertium", "nllb", "opus-mt", "whisper-translate",
+    # "whisper-translate+apertium", "same-language"; null for turns stored before it was recorded.
+    path: str | None = None
 
 
 class Turn(Out):

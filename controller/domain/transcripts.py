@@ -17,11 +17,16 @@ class Turn:
     translation_language: str | None
     translation_text: str | None
     started_at: float
+    translation_path: str | None = None  # how the bridge translated it (translation_paths names)
 
     def to_json(self) -> dict[str, object]:
         translation = None
         if self.translation_text is not None:
-            translation = {"language": self.translation_language, "text": self.translation_text}
+            translation = {
+                "language": self.translation_language,
+                "text": self.translation_text,
+                "path": self.translation_path,
+            }
         return {
             "sequence": self.sequence,
             "speaker": self.speaker,
@@ -34,8 +39,8 @@ class Turn:
 
 def list_turns(store: Store, session_id: str) -> list[Turn]:
     rows = store.query(
-        "SELECT sequence, speaker, language, text, translation_language, translation_text, started_at"
-        " FROM transcript_turns WHERE session_id = ? ORDER BY sequence",
+        "SELECT sequence, speaker, language, text, translation_language, translation_text, started_at,"
+        " translation_path FROM transcript_turns WHERE session_id = ? ORDER BY sequence",
         (session_id,),
     )
     return [Turn(*tuple(r)) for r in rows]

@@ -230,4 +230,12 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX api_logs_created ON api_logs(created_at);
         """,
     ),
+    (
+        4,
+        """
+        -- How the bridge translated the turn (media_bridge/translation_paths.py): apertium, nllb,
+        -- opus-mt, whisper-translate, whisper-translate+apertium, same-language; NULL = untold.
+        ALTER TABLE transcript_turns ADD COLUMN translation_path TEXT;
+        """,
+    ),
 ]

@@ -1,8 +1,14 @@
-"""Speech recognition with faster-whisper (CTranslate2) on the CPU."""
+"""Speech recognition with faster-whisper (CTranslate2) on the CPU.
+
+Besides transcription, Whisper's ``translate`` task turns speech in any of its languages into
+English text; :meth:`WhisperASR.transcribe_and_translate` encodes the audio once and decodes it
+twice (transcript in the spoken language, then English), which costs one encoder pass less than
+two ``transcribe()`` calls (docs/performance.md)."""
 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +18,18 @@ from media_bridge.engines.base import Transcript
 WHISPER_RATE = 16000
 # Above this probability Whisper's own language pick is trusted even outside the candidates.
 CONFIDENT_DETECTION = 0.9
+# Decoding budget of the shared-encoder path: generous for speech (≈3-5 tokens/s in English,
+# more in CJK), small enough that a greedy repetition loop ends quickly.
+BASE_TOKENS = 32
+TOKENS_PER_SECOND = 12
+
+
+@dataclass(frozen=True)
+class SpeechToEnglish:
+    """One utterance decoded twice from the same encoder output."""
+
+    transcript: Transcript  # in the spoken language
+    english: str  # Whisper's own translation (task=translate)
 
 
 class WhisperASR:
@@ -45,15 +63,21 @@ class WhisperASR:
                     local_files_only=True,
                 )
 
+    @staticmethod
+    def _pick(
+        top: str, top_p: float, probabilities: list[tuple[str, float]], candidates: frozenset[str]
+    ) -> str:
+        if top in candidates or top_p >= CONFIDENT_DETECTION:
+            return str(top)  # a confident pick outside the candidates stays (→ "unsupported pair")
+        allowed = [(lang, p) for lang, p in probabilities if lang in candidates]
+        return str(max(allowed, key=lambda item: item[1])[0]) if allowed else str(top)
+
     def detect(self, audio: np.ndarray, candidates: frozenset[str]) -> str:
         """The most probable of ``candidates`` (Whisper's own pick among ~100 languages is often
         wrong on a short utterance; the session can only use languages it can translate)."""
         self.load()
         top, top_p, probabilities = self._model.detect_language(audio)  # type: ignore[attr-defined]
-        if top in candidates or top_p >= CONFIDENT_DETECTION:
-            return str(top)  # a confident pick outside the candidates stays (→ "unsupported pair")
-        allowed = [(lang, p) for lang, p in probabilities if lang in candidates]
-        return str(max(allowed, key=lambda item: item[1])[0]) if allowed else str(top)
+        return self._pick(top, top_p, probabilities, candidates)
 
     def transcribe(
         self, audio: np.ndarray, language: str | None, candidates: frozenset[str] | None = None
@@ -73,3 +97,59 @@ class WhisperASR:
         )
         text = " ".join(s.text.strip() for s in segments if s.text.strip())
         return Transcript(text=text.strip(), language=language or info.language)
+
+    def transcribe_and_translate(
+        self, audio: np.ndarray, language: str | None, candidates: frozenset[str] | None = None
+    ) -> SpeechToEnglish:
+        """Transcript in the spoken language and Whisper's English translation of it, from one
+        encoder pass; ``language`` None = detect on that same encoder output."""
+        language, (text, english) = self.decode(audio, language, candidates, ("transcribe", "translate"))
+        return SpeechToEnglish(Transcript(text, language), english)
+
+    def translate_to_english(self, audio: np.ndarray, language: str) -> str:
+        return self.decode(audio, language, None, ("translate",))[1][0]
+
+    def decode(
+        self,
+        audio: np.ndarray,
+        language: str | None,
+        candidates: frozenset[str] | None,
+        tasks: tuple[str, ...],
+    ) -> tuple[str, list[str]]:
+        """Encode once, then one greedy (or beam) decode per task, without timestamps. An
+        utterance is at most 15 s, i.e. one 30 s Whisper window. Returns (language, texts)."""
+        from faster_whisper.audio import pad_or_trim
+        from faster_whisper.tokenizer import Tokenizer
+
+        self.load()
+        model = self._model
+        extractor = model.feature_extractor  # type: ignore[attr-defined]
+        features = extractor(audio)[..., :-1][..., : extractor.nb_max_frames]
+        encoded = model.encode(pad_or_trim(features))  # type: ignore[attr-defined]
+        if language is None:
+            results = model.model.detect_language(encoded)[0]  # type: ignore[attr-defined]
+            probabilities = [(token[2:-2], float(p)) for token, p in results]
+            top, top_p = probabilities[0]
+            language = self._pick(top, top_p, probabilities, candidates or frozenset())
+        max_new = BASE_TOKENS + int(TOKENS_PER_SECOND * audio.size / WHISPER_RATE)
+        texts = []
+        for task in tasks:
+            tokenizer = Tokenizer(model.hf_tokenizer, True, task=task, language=language)  # type: ignore[attr-defined]
+            prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+            result = model.model.generate(  # type: ignore[attr-defined]
+                encoded,
+                [prompt],
+                beam_size=self.beam_size,
+                max_length=len(prompt) + max_new,
+                suppress_blank=True,
+                suppress_tokens=_suppressed(tokenizer),
+            )[0]
+            texts.append(tokenizer.decode(result.sequences_ids[0]).strip())
+        return language, texts
+
+
+def _suppressed(tokenizer: object) -> list[int]:
+    """Whisper's default suppression (non-speech symbols and the special task tokens)."""
+    from faster_whisper.transcribe import get_suppressed_tokens
+
+    return list(get_suppressed_tokens(tokenizer, [-1]))  # type: ignore[arg-type]

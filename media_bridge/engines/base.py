@@ -43,6 +43,9 @@ class Transcript:
 class Translation:
     text: str
     language: str
+    # Which steps produced it (media_bridge.translation_paths): "apertium", "nllb", "opus-mt",
+    # "whisper-translate", "whisper-translate+apertium", "same-language"; "" = not told.
+    path: str = ""
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,10 @@ class Engine(abc.ABC):
 
     @abc.abstractmethod
     def process(self, request: UtteranceRequest) -> Iterator[EngineResult]:
-        """Yield Transcript, then Translation (when a target language is known), then SpeechChunks."""
+        """Yield Transcript, then Translation (when a target language is known) and SpeechChunks.
+
+        The Translation is always the complete text; an engine may yield the speech of its first
+        sentences before it (sentence-by-sentence translation starts speaking sooner)."""
 
     def close(self) -> None:  # noqa: B027 -- optional hook
         """Release models and subprocesses."""

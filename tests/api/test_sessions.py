@@ -273,14 +273,18 @@ def test_transcript_turns(api: ApiServer) -> None:
         "turns": [],
     }
     with api.store.transaction() as conn:
+        columns = (
+            "session_id, sequence, speaker, language, text, translation_language, translation_text,"
+            " started_at, ended_at, created_at, translation_path"
+        )
         conn.execute(
-            "INSERT INTO transcript_turns VALUES (?, 2, 'agent', 'en', 'How can I help?', 'es',"
-            " '¿Cómo puedo ayudar?', 1700000005.0, 1700000006.0, 1700000006.5)",
+            f"INSERT INTO transcript_turns ({columns}) VALUES (?, 2, 'agent', 'en', 'How can I help?', 'es',"
+            " '¿Cómo puedo ayudar?', 1700000005.0, 1700000006.0, 1700000006.5, 'apertium')",
             (s["id"],),
         )
         conn.execute(
-            "INSERT INTO transcript_turns VALUES (?, 1, 'customer', 'es', 'Hola', NULL, NULL,"
-            " 1700000000.25, 1700000001.0, 1700000001.5)",
+            f"INSERT INTO transcript_turns ({columns}) VALUES (?, 1, 'customer', 'es', 'Hola', NULL, NULL,"
+            " 1700000000.25, 1700000001.0, 1700000001.5, NULL)",
             (s["id"],),
         )
     turns = api.call("GET", f"/v1/sessions/{s['id']}/transcript", org).json()["turns"]
@@ -298,7 +302,7 @@ def test_transcript_turns(api: ApiServer) -> None:
             "speaker": "agent",
             "language": "en",
             "text": "How can I help?",
-            "translation": {"language": "es", "text": "¿Cómo puedo ayudar?"},
+            "translation": {"language": "es", "text": "¿Cómo puedo ayudar?", "path": "apertium"},
             "timestamp": "2023-11-14T22:13:25.000Z",
         },
     ]

