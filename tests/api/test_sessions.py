@@ -273,19 +273,20 @@ def test_transcript_turns(api: ApiServer) -> None:
         "turns": [],
     }
     with api.store.transaction() as conn:
-        columns = (
-            "session_id, sequence, speaker, language, text, translation_language, translation_text,"
-            " started_at, ended_at, created_at, translation_path"
+        insert = (
+            "INSERT INTO transcript_turns (session_id, sequence, speaker, language, text,"
+            " translation_language, translation_text, started_at, ended_at, created_at, translation_path)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
         conn.execute(
-            f"INSERT INTO transcript_turns ({columns}) VALUES (?, 2, 'agent', 'en', 'How can I help?', 'es',"
-            " '¿Cómo puedo ayudar?', 1700000005.0, 1700000006.0, 1700000006.5, 'apertium')",
-            (s["id"],),
+            insert,
+            (s["id"], 2, "agent", "en", "How can I help?", "es", "¿Cómo puedo ayudar?",
+             1700000005.0, 1700000006.0, 1700000006.5, "apertium"),
         )
         conn.execute(
-            f"INSERT INTO transcript_turns ({columns}) VALUES (?, 1, 'customer', 'es', 'Hola', NULL, NULL,"
-            " 1700000000.25, 1700000001.0, 1700000001.5, NULL)",
-            (s["id"],),
+            insert,
+            (s["id"], 1, "customer", "es", "Hola", None, None, 1700000000.25, 1700000001.0, 1700000001.5,
+             None),
         )
     turns = api.call("GET", f"/v1/sessions/{s['id']}/transcript", org).json()["turns"]
     assert turns == [
