@@ -1,4 +1,5 @@
-"""Speech segmentation: webrtcvad decisions per 20 ms frame → utterances.
+"""Speech segmentation: voiced/unvoiced decisions per 20 ms frame (webrtcvad, or Silero VAD with
+``engine="silero"``: media_bridge/vad_silero.py) → utterances.
 
 Onset: at least ``ONSET_VOICED`` of the last ``ONSET_WINDOW`` frames are voiced (a short
 click does not start speech); the window is kept as pre-roll so the first syllable is not cut.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import webrtcvad
@@ -44,6 +46,10 @@ class Utterance:
 VadEvent = SpeechStarted | Utterance
 
 
+class VoiceDetector(Protocol):
+    def is_speech(self, frame: bytes, sample_rate: int) -> bool: ...
+
+
 class SpeechSegmenter:
     """Feed 20 ms L16 frames; get SpeechStarted / Utterance events back."""
 
@@ -55,10 +61,15 @@ class SpeechSegmenter:
         min_speech_ms: int = 200,
         max_utterance_ms: int = 15000,
         energy_floor_dbfs: float = -55.0,
+        engine: str = "webrtc",
     ) -> None:
         self.sample_rate = sample_rate
         self.energy_floor_dbfs = energy_floor_dbfs
-        self._vad = webrtcvad.Vad(aggressiveness)
+        self._vad: VoiceDetector = webrtcvad.Vad(aggressiveness)
+        if engine == "silero":
+            from media_bridge.vad_silero import SileroDetector  # onnxruntime: only when chosen
+
+            self._vad = SileroDetector(sample_rate)
         self._frame_bytes = frame_bytes(sample_rate)
         self._silence_frames = max(1, silence_ms // FRAME_MS)
         self._min_voiced = max(1, min_speech_ms // FRAME_MS)

@@ -68,3 +68,29 @@ def test_faint_noise_under_the_energy_floor_is_not_speech() -> None:
     audio = np.concatenate([silence(0.3), faint, silence(1.0)])
     assert [e for e in segment(audio, energy_floor_dbfs=-55) if isinstance(e, Utterance)] == []
     assert len([e for e in segment(audio, energy_floor_dbfs=-120) if isinstance(e, Utterance)]) == 1
+
+
+@pytest.mark.parametrize("rate", [16000, 8000])
+def test_silero_end_pointer_cuts_the_same_utterances(rate: int) -> None:
+    """Silero VAD behind the same segmenter: two sentences 1 s apart are two utterances, the
+    250 ms pause between two phrases of one (espeak's own silence trimmed) is not a cut, and
+    silence and faint noise are never speech."""
+    from media_bridge.vad_silero import SileroDetector
+
+    def phrase(text: str) -> np.ndarray:
+        samples = speak(text, "en", rate)
+        loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > 100)
+        return samples[loud[0] : loud[-1] + 1]
+
+    first = np.concatenate([phrase("I would like a table"), silence(0.25, rate), phrase("for two people.")])
+    audio = np.concatenate([silence(0.5, rate), first, silence(1.0, rate),
+                            speak("Where is the station?", "en", rate), silence(1.0, rate)])
+    seg = SpeechSegmenter(rate, silence_ms=300, engine="silero")
+    events = [e for f in frames_of(audio, rate) for e in seg.push(f, wall_time=0.0)]
+    utterances = [e for e in events if isinstance(e, Utterance)]
+    assert len(utterances) == 2
+    assert utterances[0].duration_s > 0.8 * first.size / rate
+    quiet = SileroDetector(rate)
+    noise = np.random.default_rng(3).normal(0, 100, rate).astype(np.int16)
+    background = frames_of(np.concatenate([silence(0.5, rate), noise]), rate)
+    assert not any(quiet.is_speech(f, rate) for f in background)
