@@ -8,13 +8,18 @@ pairs, espeak-ng's / Piper's voices, and Whisper's fixed language list. Results 
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import shutil
 import subprocess
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from media_bridge.config import BridgeConfig
+from media_bridge.models.catalog import NLLB_MODEL, opus_for, piper_for
+from media_bridge.models.installed import installed_models, pulled_translator, whisper_name
+from media_bridge.models.nllb_languages import NLLB_LANGUAGES
 
 AUTO = "auto"
 
@@ -119,7 +124,7 @@ def apertium_mode(source: str, target: str) -> str:
     return f"{ISO3[source]}-{ISO3[target]}"
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=256)
 def espeak_has_voice(language: str) -> bool:
     if not shutil.which("espeak-ng"):
         return False
@@ -145,24 +150,36 @@ def piper_voice_language(voice: Path) -> str | None:
     return base_language(code) if isinstance(code, str) else None
 
 
+def tts_engine(language: str, config: BridgeConfig) -> str | None:
+    """``piper:<voice>`` (KALLGLOT_PIPER_VOICE, else a pulled voice), ``espeak-ng``, or None."""
+    if config.piper_voice is not None and piper_voice_language(config.piper_voice) == language:
+        return f"piper:{config.piper_voice.stem}"
+    pulled = installed_models(config.model_cache).piper_voice(language)
+    if pulled is not None and (shutil.which("piper") or importlib.util.find_spec("piper") is not None):
+        return f"piper:{pulled[1].stem}"
+    return "espeak-ng" if espeak_has_voice(language) else None
+
+
 def translation_pairs(config: BridgeConfig) -> frozenset[tuple[str, str]]:
+    """Pairs the text translators serve; ("*", "*") = any pair among NLLB's languages."""
     pairs = set(apertium_pairs())
     if config.ct2_mt_model is not None:
         pairs |= set(config.ct2_mt_pairs)
+    found = installed_models(config.model_cache)
+    pairs |= {(s, t) for s, t, _, _ in found.opus}
+    if found.nllb is not None:
+        pairs.add(("*", "*"))
     return frozenset(pairs)
 
 
 def can_translate(source: str, target: str, config: BridgeConfig) -> bool:
     if source == target:
         return True  # nothing to translate: the transcript is re-spoken as is
-    pairs = translation_pairs(config)
-    return (source, target) in pairs or (("*", "*") in pairs and config.ct2_mt_model is not None)
+    return text_translator(source, target, config) is not None
 
 
 def can_speak(language: str, config: BridgeConfig) -> bool:
-    if config.piper_voice is not None and piper_voice_language(config.piper_voice) == language:
-        return True
-    return espeak_has_voice(language)
+    return tts_engine(language, config) is not None
 
 
 def text_translator(source: str, target: str, config: BridgeConfig) -> str | None:
@@ -171,6 +188,9 @@ def text_translator(source: str, target: str, config: BridgeConfig) -> str | Non
     ct2 = set(config.ct2_mt_pairs) if model is not None else set()
     if model is not None and ((source, target) in ct2 or (("*", "*") in ct2 and source != target)):
         return "nllb" if (model / "sentencepiece.bpe.model").is_file() else "opus-mt"
+    pulled = pulled_translator(source, target, config.model_cache)  # `kallglot models pull`
+    if pulled is not None:
+        return pulled
     return "apertium" if (source, target) in apertium_pairs() else None
 
 
@@ -228,5 +248,111 @@ def unsupported_pair_reason(
     for a, b, speak in checks:
         reason = _direction_reason(a, b, config, speak)
         if reason:
-            return reason
+            return reason + _pull_hint(a, b, speak, config)
     return None
+
+
+def models_to_pull(source: str, target: str) -> list[str]:
+    """Catalog models that would translate ``source`` → ``target``: NLLB (any pair, so both
+    directions of a session) first, then the OPUS-MT model of this very pair."""
+    known = [lang for lang in (source, target) if lang != AUTO]
+    names = [NLLB_MODEL] if all(lang in NLLB_LANGUAGES for lang in known) else []
+    opus = opus_for(source, target)
+    return names + ([opus.name] if opus is not None else [])
+
+
+def _missing_models(source: str, target: str, speak: bool, config: BridgeConfig) -> list[str]:
+    """What to pull for a refused direction (speech recognition itself cannot be pulled)."""
+    if source != AUTO and source not in WHISPER_LANGUAGES:
+        return []
+    if target != AUTO and speak and not can_speak(target, config):
+        voice = piper_for(target)
+        return [voice.name] if voice is not None else []
+    return models_to_pull(source, target)
+
+
+def _pull_hint(source: str, target: str, speak: bool, config: BridgeConfig) -> str:
+    names = _missing_models(source, target, speak, config)
+    if not names:
+        return ""
+    return f": run `kallglot models pull {names[0]}`" + (
+        f" (or {names[1]} for this pair only)" if len(names) > 1 else ""
+    )
+
+
+# ------------------------------------------------------------------ discoverable directions
+
+# Languages whose pairs GET /v1/languages reports on even when not served (with what to pull).
+COMMON_LANGUAGES = ("en", "es", "fr", "de", "it", "pt", "nl", "pl", "ru", "uk", "tr", "ar", "zh", "ja", "ko",
+                    "hi")
+
+
+@dataclass(frozen=True)
+class Direction:
+    """One direction the install serves: speech in ``source`` heard as speech in ``target``."""
+
+    source: str
+    target: str
+    asr: str  # whisper-base | faster-whisper-small | whisper:<dir>
+    mt: str  # the translation path's name: apertium, nllb, opus-mt-de-en, whisper-translate, …
+    tts: str | None  # espeak-ng | piper:<voice>; None = text only (no voice for target)
+
+
+@dataclass(frozen=True)
+class NotServed:
+    source: str
+    target: str
+    reason: str
+    pull: tuple[str, ...]  # catalog models that would serve it
+
+
+def asr_engine(config: BridgeConfig) -> str:
+    name = whisper_name(config.whisper_model)
+    if name is not None:
+        return name
+    return f"whisper:{config.whisper_model.name}" if config.whisper_model is not None else "whisper-base"
+
+
+def translation_path(source: str, target: str, config: BridgeConfig) -> str | None:
+    """The name of the path that turns ``source`` speech into ``target`` text, or None."""
+    from media_bridge.translation_paths import plan_path  # imports this module
+
+    path = plan_path(source, target, lambda s, t: text_translator(s, t, config))
+    return path.name if path is not None else None
+
+
+def served_directions(config: BridgeConfig | None = None) -> list[Direction]:
+    """Every (source, target) pair of different languages this install translates, built from
+    what is installed (no model is loaded)."""
+    config = config or BridgeConfig.from_env()
+    if config.engine == "passthrough":
+        return []
+    pairs = translation_pairs(config)
+    targets = {t for _, t in pairs if t != "*"} | {"en"}
+    if ("*", "*") in pairs:
+        targets |= NLLB_LANGUAGES
+    asr = asr_engine(config)
+    out: list[Direction] = []
+    for source in sorted(WHISPER_LANGUAGES):
+        for target in sorted(targets - {source}):
+            mt = translation_path(source, target, config)
+            if mt is not None:
+                out.append(Direction(source, target, asr, mt, tts_engine(target, config)))
+    return out
+
+
+def not_served(config: BridgeConfig | None = None) -> list[NotServed]:
+    """Pairs among :data:`COMMON_LANGUAGES` that are refused, with why and what to pull."""
+    config = config or BridgeConfig.from_env()
+    if config.engine == "passthrough":
+        return []
+    out: list[NotServed] = []
+    for source in COMMON_LANGUAGES:
+        for target in COMMON_LANGUAGES:
+            if source == target:
+                continue
+            reason = _direction_reason(source, target, config, True)
+            if reason:
+                pull = tuple(_missing_models(source, target, True, config))
+                out.append(NotServed(source, target, reason + _pull_hint(source, target, True, config), pull))
+    return out

@@ -114,6 +114,11 @@ def build_openapi(sip_domain: str) -> dict[str, Any]:
             {"name": "created[lt]", "in": "query", "schema": moment, "description": "Created before"},
         ]
 
+    def language_param(name: str) -> dict[str, Any]:
+        schema = {"type": "string", "pattern": "^[A-Za-z]{2,3}$"}
+        description = f"Only directions with this {name} language (ISO 639-1)"
+        return {"name": name, "in": "query", "schema": schema, "description": description}
+
     paths: dict[str, Any] = {
         "/v1/sessions": {
             "post": op(
@@ -203,6 +208,12 @@ def build_openapi(sip_domain: str) -> dict[str, Any]:
             "post": op(
                 "Rotate the signing secret (new secret shown once)", "200", schemas.WebhookEndpointWithSecret,
                 RotateSecret, [id_param], body_required=False,
+            )
+        },
+        "/v1/languages": {
+            "get": op(
+                "Translation directions this install serves, and what to pull for others", "200",
+                schemas.Languages, params=[language_param("source"), language_param("target")],
             )
         },
         "/v1/api_logs": {

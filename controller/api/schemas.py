@@ -231,3 +231,25 @@ class ApiLogList(Out):
     object: Literal["list"]
     data: list[ApiLog]
     has_more: bool
+
+
+class LanguageDirection(Out):
+    source: str
+    target: str
+    asr: str = Field(description="whisper-base, faster-whisper-small, … (the speech recognizer)")
+    mt: str = Field(description="apertium, nllb, opus-mt-de-en, whisper-translate(+apertium), …")
+    tts: str | None = Field(description="espeak-ng or piper:<voice>; null: no voice (text only)")
+
+
+class LanguageNotServed(Out):
+    source: str
+    target: str
+    reason: str
+    pull: list[str] = Field(description="`kallglot models pull` names that would serve it")
+
+
+class Languages(Out):
+    object: Literal["languages"]
+    engine: str
+    directions: list[LanguageDirection]
+    not_served: list[LanguageNotServed]

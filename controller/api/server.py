@@ -7,7 +7,16 @@ import logging
 
 from aiohttp import web
 
-from controller.api import api_logs, connections, dial, phone_numbers, sessions, sip, webhook_endpoints
+from controller.api import (
+    api_logs,
+    connections,
+    dial,
+    languages,
+    phone_numbers,
+    sessions,
+    sip,
+    webhook_endpoints,
+)
 from controller.api.envelope import json_response
 from controller.api.janitor import JANITOR_INTERVAL_KEY, janitor_ctx
 from controller.api.metrics import metrics_handler, metrics_middleware
@@ -56,7 +65,7 @@ def create_app(
     app[SETTINGS_LISTENERS_KEY] = []
     app[OPENAPI_KEY] = build_openapi(settings.sip_domain)
     app[JANITOR_INTERVAL_KEY] = janitor_interval_s
-    for module in (sessions, dial, connections, phone_numbers, sip, webhook_endpoints, api_logs):
+    for module in (sessions, dial, connections, phone_numbers, sip, webhook_endpoints, api_logs, languages):
         app.add_routes(module.routes)
     app.router.add_get("/v1/openapi.json", openapi_handler)
     app.router.add_get("/healthz", healthz)

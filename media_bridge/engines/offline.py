@@ -26,9 +26,11 @@ from media_bridge.engines.base import (
 )
 from media_bridge.engines.model_files import whisper_model_dir
 from media_bridge.engines.mt_apertium import ApertiumTranslator
-from media_bridge.engines.mt_ctranslate2 import NLLB_CODES, CT2Translator
+from media_bridge.engines.mt_ctranslate2 import NLLB_CODES
 from media_bridge.engines.tts_espeak import EspeakTTS
 from media_bridge.engines.tts_piper import PiperTTS, bundled_english_voice
+from media_bridge.models.installed import resolve_whisper_model
+from media_bridge.models.translators import ct2_chain, pulled_piper_voices
 from media_bridge.translation_paths import TranslationPath, plan_path
 
 MAX_CHUNK_S = 10.0  # docs/media-wire.md: one message per sentence, at most ~10 s each
@@ -45,18 +47,16 @@ class OfflineEngine(Engine):
     def __init__(self, config: BridgeConfig) -> None:
         self.config = config
         self.asr = WhisperASR(
-            whisper_model_dir(config.whisper_model, config.model_cache),
+            whisper_model_dir(
+                resolve_whisper_model(config.whisper_model, config.model_cache), config.model_cache
+            ),
             compute_type=config.asr_compute_type,
             beam_size=config.asr_beam_size,
             threads=config.asr_threads,
             workers=config.engine_workers,
         )
         self.apertium = ApertiumTranslator()
-        self.ct2 = (
-            CT2Translator(config.ct2_mt_model, config.ct2_mt_pairs, config.asr_threads)
-            if config.ct2_mt_model is not None
-            else None
-        )
+        self.ct2 = ct2_chain(config)  # KALLGLOT_CT2_MT_MODEL, then pulled OPUS-MT pairs and NLLB
         self.espeak = EspeakTTS()
         # Piper voices by language: the bundled English voice, then KALLGLOT_PIPER_VOICE (which
         # replaces it when it speaks English too). espeak-ng speaks every other language.
@@ -67,6 +67,7 @@ class OfflineEngine(Engine):
                 tts = PiperTTS(voice, threads=config.asr_threads)
                 if tts.language:
                     self.piper_voices[tts.language] = tts
+        self.piper_voices = {**pulled_piper_voices(config), **self.piper_voices}  # `kallglot models pull`
 
     @property
     def piper(self) -> PiperTTS | None:
@@ -96,7 +97,7 @@ class OfflineEngine(Engine):
     def text_translator(self, source: str, target: str) -> str | None:
         """The name of the text translator serving the pair (translation_paths), or None."""
         if self.ct2 is not None and self.ct2.supports(source, target):
-            return "nllb" if self.ct2.nllb else "opus-mt"
+            return self.ct2.label(source, target)
         return "apertium" if self.apertium.supports(source, target) else None
 
     def translate(self, text: str, source: str, target: str) -> str:
