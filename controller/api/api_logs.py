@@ -12,6 +12,7 @@ from controller.api.context import in_thread, json_list, org_id
 from controller.api.parsing import page_request, query_choice
 from controller.apilog.query import LogFilter, list_logs
 from controller.apilog.record import KINDS
+from controller.apilog.writer import API_LOG_WRITER_KEY
 from controller.appkeys import STORE_KEY
 from controller.domain.errors import DomainError
 
@@ -79,5 +80,8 @@ def _filters(request: web.Request) -> LogFilter:
 async def list_(request: web.Request) -> web.Response:
     page = page_request(request)
     filters = _filters(request)
+    writer = request.app.get(API_LOG_WRITER_KEY)
+    if writer is not None:
+        await writer.flush()  # the caller's own earlier requests are in what it reads
     items, has_more = await in_thread(list_logs, request.app[STORE_KEY], org_id(request), filters, page=page)
     return json_list([entry.to_json() for entry in items], has_more)

@@ -13,6 +13,7 @@ from aiohttp.typedefs import Handler
 
 from controller.api.envelope import REQUEST_ID, REQUEST_ID_HEADER, error_response, from_http_exception
 from controller.apilog.record import ApiRequestEntry, record_request
+from controller.apilog.writer import API_LOG_WRITER_KEY
 from controller.appkeys import STORE_KEY
 from controller.domain import api_keys, idempotency
 from controller.domain.errors import DomainError
@@ -123,6 +124,10 @@ async def api_log_middleware(request: web.Request, handler: Handler) -> web.Stre
         request_id=request[REQUEST_ID],
         error_code=_error_code(response),
     )
+    writer = request.app.get(API_LOG_WRITER_KEY)
+    if writer is not None:
+        writer.submit(entry)  # written by the batch writer (controller/apilog/writer.py)
+        return response
     try:
         await asyncio.to_thread(record_request, request.app[STORE_KEY], entry)
     except Exception:

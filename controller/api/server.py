@@ -27,6 +27,7 @@ from controller.api.middleware import (
     request_id_middleware,
 )
 from controller.api.openapi import OPENAPI_KEY, build_openapi, openapi_handler
+from controller.apilog.writer import API_LOG_WRITER_KEY, ApiLogWriter, api_log_writer_ctx
 from controller.appkeys import (
     CALL_CONTROL_KEY,
     SETTINGS_KEY,
@@ -70,6 +71,8 @@ def create_app(
     app.router.add_get("/v1/openapi.json", openapi_handler)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_handler)  # public, like /healthz (docs/operations.md)
+    app[API_LOG_WRITER_KEY] = ApiLogWriter(store)
+    app.cleanup_ctx.append(api_log_writer_ctx)
     app.cleanup_ctx.append(janitor_ctx)
     app.cleanup_ctx.append(webhook_worker_ctx)  # off with KALLGLOT_WEBHOOK_WORKER=false
     return app

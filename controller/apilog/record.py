@@ -52,6 +52,19 @@ def record_request(store: Store, entry: ApiRequestEntry, *, at: float | None = N
         )
 
 
+def record_requests(store: Store, entries: list[tuple[ApiRequestEntry, float]]) -> None:
+    """Many entries (each with its time) in one transaction: the batched writer's flush."""
+    if not entries:
+        return
+    rows = [
+        (new_id("log"), e.org_id, "api_request", e.method, e.path[:PATH_MAX], e.status,
+         round(e.duration_ms, 3), e.request_id, e.error_code, None, None, None, None, at)
+        for e, at in entries
+    ]
+    with store.transaction() as conn:
+        conn.executemany(_INSERT, rows)
+
+
 def record_delivery_in(conn: sqlite3.Connection, entry: DeliveryEntry, *, at: float | None = None) -> None:
     """Inside the worker's transaction that records the attempt's outcome."""
     at = time.time() if at is None else at
