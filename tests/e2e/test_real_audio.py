@@ -139,7 +139,13 @@ def translating_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tupl
     factory, why = available()
     if factory is None:
         pytest.skip(f"real FreeSWITCH: {why}")
-    with DemoStack(tmp_path_factory.mktemp("translate"), engine="offline", switch_factory=factory) as stack:
+    # espeak-ng for English too (the default is the Piper voice): the test compares what the
+    # listener heard with the translation re-spoken by the same voice, and only espeak-ng speaks
+    # a text the same length every time (Piper's durations are sampled).
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("KALLGLOT_ENGLISH_VOICE", "espeak")
+        stack = DemoStack(tmp_path_factory.mktemp("translate"), engine="offline", switch_factory=factory)
+    with stack:
         tenant = _tenant(stack, stack.org_id, stack.api_key)
         stack.api_ok("PATCH", "/v1/sip", {"session_defaults": {
             "source_language": CUSTOMER_LINE[0], "target_language": AGENT_LINE[0]}})
