@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from controller.demo.interrupt import raise_if_interrupted
+
 
 class DemoError(RuntimeError):
     """A step of the demo failed; the message says which and why (never a secret)."""
@@ -139,6 +141,7 @@ def wait_until(what: str, probe: Callable[[], bool], timeout: float, *, interval
     """Poll ``probe`` until true; DemoError naming ``what`` on timeout or if a service died."""
     deadline = time.monotonic() + timeout
     while True:
+        raise_if_interrupted()
         for service in alive:
             service.check_alive()
         try:

@@ -23,6 +23,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from controller.demo import interrupt
 from controller.demo.audio import SAMPLE_RATE, concat_at, duration_s, speak, write_wav
 from controller.demo.procs import DemoError
 from controller.demo.progress import Progress
@@ -228,6 +229,7 @@ def _wait_for_stream(stack: DemoStack, uuid: str, progress: Progress) -> None:
 
 
 def _echo(line: str) -> None:
+    interrupt.raise_if_interrupted()
     print(line, flush=True)  # as it happens, also when stdout is a pipe
 
 
@@ -241,6 +243,7 @@ def cli_run(args: argparse.Namespace, settings: Settings) -> int:
     out_dir = Path(getattr(args, "out", None) or "demo-out").resolve()
     progress = Progress()
     previous = signal.signal(signal.SIGTERM, _terminate)
+    previous_sigint = interrupt.install()
     started = time.monotonic()
     try:
         try:
@@ -263,3 +266,4 @@ def cli_run(args: argparse.Namespace, settings: Settings) -> int:
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
+        interrupt.restore(previous_sigint)

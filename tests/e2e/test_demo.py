@@ -166,3 +166,27 @@ def test_the_agent_speaks_only_on_cue() -> None:
     assert voice(16000, 640) == b"\x01\x02" * 320
     assert voice(16000, 640) == (b"\x01\x02" * 80).ljust(640, b"\0")  # the rest, then silence
     assert voice(16000, 640) == b"\0" * 640
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the swallowed one
+def test_a_swallowed_ctrl_c_still_stops_the_demo() -> None:
+    """A KeyboardInterrupt raised inside a finalizer is printed and dropped by Python; the next
+    waiting step raises it again."""
+    import gc
+
+    from controller.demo import interrupt
+    from controller.demo.procs import wait_until
+
+    previous = interrupt.install()
+    try:
+        class Finalized:
+            def __del__(self) -> None:
+                os.kill(os.getpid(), signal.SIGINT)  # the handler runs here, in a finalizer
+
+        Finalized()
+        gc.collect()
+        with pytest.raises(KeyboardInterrupt):
+            wait_until("forever", lambda: False, 5)
+        wait_until("once", lambda: True, 1)  # raised once: the demo's cleanup can go on
+    finally:
+        interrupt.restore(previous)
