@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from controller.api.background import background
 from controller.api.sessions import hang_up
 from controller.apilog.query import purge_older_than
 from controller.appkeys import SETTINGS_KEY, STORE_KEY
@@ -50,10 +51,5 @@ async def _loop(app: web.Application, interval_s: float) -> None:
 
 
 async def janitor_ctx(app: web.Application) -> AsyncIterator[None]:
-    task = asyncio.create_task(_loop(app, app[JANITOR_INTERVAL_KEY]))
-    yield
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
+    async with background(_loop(app, app[JANITOR_INTERVAL_KEY])):
+        yield

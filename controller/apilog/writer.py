@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from controller.api.background import background
 from controller.apilog.record import ApiRequestEntry, record_requests
 from controller.store import Store
 
@@ -59,11 +60,6 @@ async def api_log_writer_ctx(app: web.Application) -> AsyncIterator[None]:
     if writer is None:  # an app built without it writes one INSERT per request
         yield
         return
-    task = asyncio.create_task(writer.run())
-    yield
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
+    async with background(writer.run()):
+        yield
     await writer.flush()  # what queued since the last interval

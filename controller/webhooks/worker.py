@@ -22,6 +22,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver
 from yarl import URL
 
+from controller.api.background import background
 from controller.apilog.record import DeliveryEntry, record_delivery_in
 from controller.appkeys import SETTINGS_KEY, STORE_KEY
 from controller.settings import Settings, parse_retry_schedule
@@ -297,13 +298,8 @@ async def webhook_worker_ctx(app: web.Application) -> AsyncIterator[None]:
     if not settings.webhook_worker:
         yield
         return
-    task = asyncio.create_task(run_worker(app[STORE_KEY], settings))
-    yield
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
+    async with background(run_worker(app[STORE_KEY], settings)):
+        yield
 
 
 def cli_run(args: object, settings: Settings) -> int:
