@@ -26,6 +26,7 @@ declare -A QUICK_ARGS=(
     [bridge_bench]="--levels 20,50 --seconds 4"
     [engine_bench]="--rounds 1"
     [render_bench]="--orgs 200 --repeat 1"
+    [quality_bench]="--languages en,es,de --sentences 3"
 )
 
 failed=()
