@@ -151,9 +151,18 @@ def piper_voice_language(voice: Path) -> str | None:
 
 
 def tts_engine(language: str, config: BridgeConfig) -> str | None:
-    """``piper:<voice>`` (KALLGLOT_PIPER_VOICE, else a pulled voice), ``espeak-ng``, or None."""
+    """The voice the offline engine speaks ``language`` with, in its order: ``piper:<voice>``
+    (KALLGLOT_PIPER_VOICE; for English the bundled voice unless KALLGLOT_ENGLISH_VOICE=espeak;
+    else a pulled voice), ``espeak-ng``, or None."""
     if config.piper_voice is not None and piper_voice_language(config.piper_voice) == language:
         return f"piper:{config.piper_voice.stem}"
+    if language == "en" and config.english_voice == "piper":
+        # Imported here: tts_piper imports this module.
+        from media_bridge.engines.tts_piper import bundled_english_voice, python_api_available
+
+        bundled = bundled_english_voice()
+        if bundled is not None and (python_api_available() or shutil.which("piper")):
+            return f"piper:{bundled.stem}"
     pulled = installed_models(config.model_cache).piper_voice(language)
     if pulled is not None and (shutil.which("piper") or importlib.util.find_spec("piper") is not None):
         return f"piper:{pulled[1].stem}"

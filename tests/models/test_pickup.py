@@ -86,14 +86,15 @@ def test_only_an_opus_pair_serves_only_that_pair(model_server: ModelServer, tmp_
 
 
 def test_directions_and_what_to_pull(model_server: ModelServer, tmp_path: Path) -> None:
-    bare = BridgeConfig(model_cache=tmp_path / "empty")
+    # espeak-ng for every language here (English is Piper's by default: tests/bridge/test_capabilities.py).
+    bare = BridgeConfig(model_cache=tmp_path / "empty", english_voice="espeak")
     assert Direction("en", "es", "whisper-base", "apertium", "espeak-ng") in served_directions(bare)
     missing = {(n.source, n.target): n for n in not_served(bare)}
     assert missing[("en", "de")].pull[0] == "nllb-200-distilled-600m"
     assert "opus-mt-en-de" in missing[("en", "de")].pull
     assert ("en", "es") not in missing
     cache = pulled(model_server, tmp_path / "cache", tmp_path / "work", "nllb-200-distilled-600m")
-    config = BridgeConfig(model_cache=cache)
+    config = BridgeConfig(model_cache=cache, english_voice="espeak")
     served = {(d.source, d.target): d for d in served_directions(config)}
     assert served[("en", "de")].mt == "nllb" and served[("de", "en")].tts == "espeak-ng"
     assert ("en", "de") not in {(n.source, n.target) for n in not_served(config)}
