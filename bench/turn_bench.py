@@ -6,6 +6,8 @@ Variants, same run, same audio, same machine load:
   stream-600  sentence by sentence (the first sentence spoken while the rest is translated); webrtcvad 600 ms
   stream-300  the same with a 300 ms end-of-speech silence (KALLGLOT_VAD_SILENCE_MS=300)
   silero-300  the same with Silero VAD, 300 ms (KALLGLOT_VAD_ENGINE=silero)
+  spec-600    stream-600 with speculation: the engine starts at 200 ms of silence (KALLGLOT_VAD_SPECULATE_MS)
+  spec-300    stream-300 with speculation at 150 ms
 
 "End of speech" is when the client sends the last frame holding speech (espeak's own trailing
 silence trimmed), so the VAD's hangover is inside the figure. Frames go at real time.
@@ -130,6 +132,10 @@ async def main_async(runs: int) -> None:
         ("stream-600", new_engine, dataclasses.replace(base, vad_silence_ms=600, vad_engine="webrtc")),
         ("stream-300", new_engine, dataclasses.replace(base, vad_silence_ms=300, vad_engine="webrtc")),
         ("silero-300", new_engine, dataclasses.replace(base, vad_silence_ms=300, vad_engine="silero")),
+        ("spec-600", new_engine, dataclasses.replace(base, vad_silence_ms=600, vad_speculate_ms=200,
+                                                     vad_engine="webrtc")),
+        ("spec-300", new_engine, dataclasses.replace(base, vad_silence_ms=300, vad_speculate_ms=150,
+                                                     vad_engine="webrtc")),
     ]
     with tempfile.TemporaryDirectory() as tmp:
         # Interleave variants run by run so that machine load hits them alike.

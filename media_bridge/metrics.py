@@ -33,6 +33,13 @@ class BridgeMetrics:
             ["path", "source", "target"],
             registry=r,
         )
+        self.speculations = Counter(
+            "kallglot_bridge_speculations",
+            "Engine runs started at a pause (KALLGLOT_VAD_SPECULATE_MS): used at the end of speech,"
+            " or dropped because speech resumed",
+            ["outcome"],
+            registry=r,
+        )
         self.barge_ins = Counter("kallglot_bridge_barge_ins", "Barge-in messages sent", registry=r)
         self.audio_out_seconds = Counter(
             "kallglot_bridge_audio_out_seconds", "Seconds of synthesized audio sent", registry=r

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -22,11 +22,18 @@ from aiohttp import web
 from controller.store import Store
 from media_bridge.audio import frame_bytes, resample
 from media_bridge.config import BridgeConfig
-from media_bridge.engines.base import EngineError, SpeechChunk, Transcript, Translation, UtteranceRequest
+from media_bridge.engines.base import (
+    EngineError,
+    EngineResult,
+    SpeechChunk,
+    Transcript,
+    Translation,
+    UtteranceRequest,
+)
 from media_bridge.engines.runner import EngineRunner
 from media_bridge.metrics import BridgeMetrics
 from media_bridge.records import SessionInfo, TurnRecord, insert_turn
-from media_bridge.vad import SpeechSegmenter, SpeechStarted, Utterance
+from media_bridge.vad import Pause, Resumed, SpeechSegmenter, SpeechStarted, Utterance
 from media_bridge.wire import BARGE_IN_MESSAGE, stream_audio_message
 
 log = logging.getLogger(__name__)
@@ -37,6 +44,31 @@ AUTO = "auto"
 
 def other_role(role: str) -> str:
     return "agent" if role == "customer" else "customer"
+
+
+_END = object()
+
+
+@dataclass(eq=False)
+class Speculation:
+    """The engine already working on an utterance as it would end at a pause; its results wait
+    in ``queue`` until the end of speech confirms them (or speech resumes and they are dropped)."""
+
+    samples: int  # the candidate's length: the confirmed utterance must be the same audio
+    task: asyncio.Task[None]
+    queue: asyncio.Queue[object]
+
+    async def results(self) -> AsyncIterator[EngineResult]:
+        while True:
+            item = await self.queue.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+
+    def drop(self) -> None:
+        self.task.cancel()
 
 
 @dataclass(eq=False)
@@ -57,6 +89,7 @@ class LegStream:
     playing_until: float = 0.0
     barge_epoch: int = 0
     task: asyncio.Task[None] | None = None
+    speculation: Speculation | None = None
 
     @property
     def frame_size(self) -> int:
@@ -78,6 +111,7 @@ class LegStream:
 class QueuedUtterance:
     role: str
     utterance: Utterance
+    prefetched: Speculation | None = None
 
 
 class BridgeSession:
@@ -121,6 +155,7 @@ class BridgeSession:
         return old
 
     async def detach(self, leg: LegStream) -> None:
+        self._drop_speculation(leg)
         if leg.task is not None:
             leg.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -160,8 +195,12 @@ class BridgeSession:
                 for event in leg.segmenter.push(frame, wall_time):
                     if isinstance(event, SpeechStarted):
                         await self._on_speech_started(leg)
+                    elif isinstance(event, Pause):
+                        self._speculate(leg, event.candidate)
+                    elif isinstance(event, Resumed):
+                        self._drop_speculation(leg)
                     else:
-                        self.submit(leg.role, event)
+                        self.submit(leg.role, event, self._take_speculation(leg, event))
                 processed += 1
                 if processed % 50 == 0:
                     await asyncio.sleep(0)  # let other legs' loops run
@@ -175,12 +214,51 @@ class BridgeSession:
         with contextlib.suppress(ConnectionError, RuntimeError):
             await leg.ws.send_str(BARGE_IN_MESSAGE)
 
-    def submit(self, role: str, utterance: Utterance) -> None:
+    def submit(self, role: str, utterance: Utterance, prefetched: Speculation | None = None) -> None:
         if len(self.utterances) >= self.config.session_queue_utterances:
-            self.utterances.popleft()
+            dropped = self.utterances.popleft()
+            if dropped.prefetched is not None:
+                dropped.prefetched.drop()
             self.metrics.dropped.labels("session_utterances").inc()
-        self.utterances.append(QueuedUtterance(role, utterance))
+        self.utterances.append(QueuedUtterance(role, utterance, prefetched))
         self._utterance_ready.set()
+
+    # -- speculation: the engine starts at a pause, the end of speech confirms it -----------------
+
+    def _speculate(self, leg: LegStream, candidate: Utterance) -> None:
+        self._drop_speculation(leg)
+        request = self._request(leg.role, candidate)
+        queue: asyncio.Queue[object] = asyncio.Queue()
+
+        async def fill() -> None:
+            try:
+                async for result in self.runner.run(request):
+                    queue.put_nowait(result)
+            except Exception as exc:
+                queue.put_nowait(exc)
+            finally:
+                queue.put_nowait(_END)
+
+        task = asyncio.create_task(fill(), name=f"speculation-{leg.leg_id}")
+        leg.speculation = Speculation(candidate.samples.size, task, queue)
+
+    def _drop_speculation(self, leg: LegStream) -> None:
+        if leg.speculation is not None:
+            leg.speculation.drop()
+            leg.speculation = None
+            self.metrics.speculations.labels("dropped").inc()
+
+    def _take_speculation(self, leg: LegStream, utterance: Utterance) -> Speculation | None:
+        """The speculation this end of speech confirms: the same audio, or none (dropped)."""
+        speculation, leg.speculation = leg.speculation, None
+        if speculation is None:
+            return None
+        if speculation.samples != utterance.samples.size:
+            speculation.drop()
+            self.metrics.speculations.labels("dropped").inc()
+            return None
+        self.metrics.speculations.labels("used").inc()
+        return speculation
 
     # -- utterances → engine → listener -----------------------------------------------------------
 
@@ -206,32 +284,40 @@ class BridgeSession:
             while self.utterances:
                 item = self.utterances.popleft()
                 try:
-                    await self._translate(item.role, item.utterance)
+                    await self._translate(item.role, item.utterance, item.prefetched)
                 except asyncio.CancelledError:
                     raise
                 except Exception:
                     self.metrics.utterances.labels("error").inc()
                     log.exception("session %s: utterance failed", self.id)
 
-    async def _translate(self, role: str, utterance: Utterance) -> None:
+    def _request(self, role: str, utterance: Utterance) -> UtteranceRequest:
         listener_role = other_role(role)
         listener = self.legs.get(listener_role)
-        speak = self.should_speak_to(listener_role) and listener is not None
-        request = UtteranceRequest(
+        return UtteranceRequest(
             samples=utterance.samples,
             sample_rate=utterance.sample_rate,
             source_language=self.speaker_language(role),
             target_language=self.listener_language(role),
             output_rate=listener.sample_rate if listener is not None else 16000,
-            synthesize=speak,
+            synthesize=self.should_speak_to(listener_role) and listener is not None,
         )
+
+    async def _translate(self, role: str, utterance: Utterance,
+                         prefetched: Speculation | None = None) -> None:
+        listener_role = other_role(role)
+        listener = self.legs.get(listener_role)
+        if prefetched is not None:
+            results = prefetched.results()
+        else:
+            results = self.runner.run(self._request(role, utterance))
         epoch = listener.barge_epoch if listener is not None else 0
         transcript: Transcript | None = None
         saved = False
         first_audio = True
         outcome = "empty"  # no speech recognized
         try:
-            async for result in self.runner.run(request):
+            async for result in results:
                 elapsed = time.monotonic() - utterance.detected_mono
                 if isinstance(result, Transcript):
                     transcript = result

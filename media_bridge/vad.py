@@ -7,6 +7,11 @@ End: ``silence_ms`` of consecutive unvoiced frames (the configurable end-of-spee
 Frames quieter than ``energy_floor_dbfs`` never count as voiced.
 Utterances shorter than ``min_speech_ms`` of voiced audio are dropped; longer than
 ``max_utterance_ms`` are cut so that a monologue still gets translated piecewise.
+
+Speculation (``speculate_ms`` > 0, below ``silence_ms``): after that much silence a ``Pause``
+carries the utterance as it would end here — the same audio the end of speech will yield if the
+silence lasts — so the engine can start before the hangover is over; a voiced frame before the
+end brings ``Resumed`` (the speculation is void).
 """
 
 from __future__ import annotations
@@ -43,7 +48,17 @@ class Utterance:
         return self.samples.size / self.sample_rate
 
 
-VadEvent = SpeechStarted | Utterance
+@dataclass(frozen=True)
+class Pause:
+    candidate: Utterance  # what the end of speech will deliver if the silence lasts
+
+
+@dataclass(frozen=True)
+class Resumed:
+    pass
+
+
+VadEvent = SpeechStarted | Utterance | Pause | Resumed
 
 
 class VoiceDetector(Protocol):
@@ -62,6 +77,7 @@ class SpeechSegmenter:
         max_utterance_ms: int = 15000,
         energy_floor_dbfs: float = -55.0,
         engine: str = "webrtc",
+        speculate_ms: int = 0,
     ) -> None:
         self.sample_rate = sample_rate
         self.energy_floor_dbfs = energy_floor_dbfs
@@ -74,6 +90,9 @@ class SpeechSegmenter:
         self._silence_frames = max(1, silence_ms // FRAME_MS)
         self._min_voiced = max(1, min_speech_ms // FRAME_MS)
         self._max_frames = max(self._silence_frames + 1, max_utterance_ms // FRAME_MS)
+        speculate = speculate_ms // FRAME_MS
+        self._speculate_frames = speculate if 0 < speculate < self._silence_frames else 0
+        self._paused = False  # a Pause was emitted for the current silence run
         self._window: deque[tuple[bytes, bool, float]] = deque(maxlen=ONSET_WINDOW)
         self._speech: list[bytes] = []
         self._in_speech = False
@@ -107,30 +126,43 @@ class SpeechSegmenter:
             self._window.clear()
             return [SpeechStarted(self._started_at)]
         self._speech.append(frame)
+        events: list[VadEvent] = []
         if voiced:
             self._voiced += 1
             self._trailing_silence = 0
             self._last_voiced_at = now
+            if self._paused:
+                self._paused = False
+                events.append(Resumed())
         else:
             self._trailing_silence += 1
         if self._trailing_silence >= self._silence_frames or len(self._speech) >= self._max_frames:
-            return self._finish()
-        return []
+            return [*events, *self._finish()]
+        if (self._speculate_frames and self._trailing_silence == self._speculate_frames
+                and self._voiced >= self._min_voiced):
+            self._paused = True
+            events.append(Pause(self._utterance()))
+        return events
 
     def flush(self) -> list[VadEvent]:
         """End of stream: emit what is in progress."""
         return self._finish() if self._in_speech else []
 
-    def _finish(self) -> list[VadEvent]:
-        # Keep a little of the trailing silence (helps ASR), drop the rest.
+    def _utterance(self) -> Utterance:
+        # Keep a little of the trailing silence (helps ASR), drop the rest: so a Pause and the
+        # end of speech that follows it (no voiced frame between) hold the same audio.
         keep = len(self._speech) - max(0, self._trailing_silence - 5)
-        audio = b"".join(self._speech[:keep])
+        samples = np.frombuffer(b"".join(self._speech[:keep]), dtype="<i2").astype(np.int16)
+        return Utterance(samples, self.sample_rate, self._started_at, self._last_voiced_at)
+
+    def _finish(self) -> list[VadEvent]:
+        utterance = self._utterance()
         voiced = self._voiced
         self._in_speech = False
+        self._paused = False
         self._speech = []
         self._voiced = 0
         self._trailing_silence = 0
         if voiced < self._min_voiced:
             return []
-        samples = np.frombuffer(audio, dtype="<i2").astype(np.int16)
-        return [Utterance(samples, self.sample_rate, self._started_at, self._last_voiced_at)]
+        return [utterance]

@@ -201,3 +201,31 @@ def test_both_languages_auto_are_learned_from_each_party(store: Store, engine: O
     assert second["speaker"] == "agent" and second["language"] == "es"
     assert second["translation_language"] == "en" and "house" in second["translation_text"].lower()
     assert third["translation_language"] == "es" and "mesa" in third["translation_text"].lower()
+
+
+def test_speculation_starts_at_the_pause_and_delivers_the_same_turn(store: Store,
+                                                                    engine: OfflineEngine) -> None:
+    """KALLGLOT_VAD_SPECULATE_MS: the engine starts 300 ms into the silence; the end of speech
+    600 ms in confirms it and the listener gets the same translation, counted as used."""
+    config = BridgeConfig(engine="offline", vad_silence_ms=600, vad_speculate_ms=300, engine_workers=1,
+                          asr_threads=2)
+    session_id = make_session(store, source="en", target="es")
+
+    async def main() -> tuple[list, int, str]:
+        async with running_bridge(store, engine, config) as rb, aiohttp.ClientSession() as http:
+            customer = await connect_leg(http, rb.url, session_id, "leg_c", "customer")
+            agent = await connect_leg(http, rb.url, session_id, "leg_a", "agent")
+            await send_audio(customer, silence(0.3))
+            await send_audio(customer, speak("I would like a table for two people.", "en"))
+            await send_audio(customer, silence(1.0))
+            result = await collect_audio(agent, first_timeout=120)
+            metrics = await (await http.get(f"{rb.url}/metrics")).text()
+            await customer.close()
+            await agent.close()
+            return (*result, metrics)
+
+    chunks, rate, metrics = asyncio.run(main())
+    assert 'kallglot_bridge_speculations_total{outcome="used"} 1.0' in metrics
+    [turn] = turns(store, session_id)
+    assert "table" in turn["text"].lower() and "mesa" in turn["translation_text"].lower()
+    assert "mesa" in transcribe(engine, chunks, rate, "es")

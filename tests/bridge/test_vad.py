@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from media_bridge.vad import SpeechSegmenter, SpeechStarted, Utterance
+from media_bridge.vad import Pause, Resumed, SpeechSegmenter, SpeechStarted, Utterance
 from tests.bridge.helpers import frames_of, silence, speak
 
 
@@ -94,3 +94,25 @@ def test_silero_end_pointer_cuts_the_same_utterances(rate: int) -> None:
     noise = np.random.default_rng(3).normal(0, 100, rate).astype(np.int16)
     background = frames_of(np.concatenate([silence(0.5, rate), noise]), rate)
     assert not any(quiet.is_speech(f, rate) for f in background)
+
+
+def test_a_pause_carries_the_audio_the_end_of_speech_will_deliver() -> None:
+    """Speculation: after 200 ms of silence a Pause holds exactly the utterance that the end of
+    speech (600 ms) then yields, so the engine can start 400 ms early on the same audio."""
+    audio = np.concatenate([silence(0.3), speak("Where is the train station?", "en"), silence(1.2)])
+    events = segment(audio, silence_ms=600, speculate_ms=200)
+    pauses = [e for e in events if isinstance(e, Pause)]
+    [utterance] = [e for e in events if isinstance(e, Utterance)]
+    assert pauses and np.array_equal(pauses[-1].candidate.samples, utterance.samples)
+    assert events.index(pauses[-1]) < events.index(utterance)
+    assert not [e for e in segment(audio, silence_ms=600) if isinstance(e, Pause | Resumed)]
+
+
+def test_speech_after_a_pause_voids_it() -> None:
+    first, second = speak("Hello there.", "en"), speak("How are you?", "en")
+    audio = np.concatenate([silence(0.3), first, silence(0.4), second, silence(1.5)])
+    events = segment(audio, silence_ms=800, speculate_ms=200)
+    kinds = [type(e).__name__ for e in events if isinstance(e, Pause | Resumed | Utterance)]
+    # The 400 ms gap: a pause, then speech again; the end: a pause confirmed by one utterance.
+    assert kinds[:2] == ["Pause", "Resumed"] and kinds[-2:] == ["Pause", "Utterance"]
+    assert kinds.count("Utterance") == 1
