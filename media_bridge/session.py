@@ -155,7 +155,6 @@ class BridgeSession:
         return old
 
     async def detach(self, leg: LegStream) -> None:
-        self._drop_speculation(leg)
         if leg.task is not None:
             leg.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -165,9 +164,14 @@ class BridgeSession:
             events = [e for frame, t in leg.frames for e in leg.segmenter.push(frame, t)]
             leg.frames.clear()
             for event in [*events, *leg.segmenter.flush()]:
-                if isinstance(event, Utterance):
-                    self.submit(leg.role, event)
+                if isinstance(event, Pause):
+                    self._speculate(leg, event.candidate)
+                elif isinstance(event, Resumed):
+                    self._drop_speculation(leg)
+                elif isinstance(event, Utterance):  # a hang-up in a pause confirms its speculation
+                    self.submit(leg.role, event, self._take_speculation(leg, event))
             del self.legs[leg.role]
+        self._drop_speculation(leg)
         if not self.legs:
             self.on_empty(self)
 
