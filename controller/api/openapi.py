@@ -185,6 +185,9 @@ def build_openapi(sip_domain: str) -> dict[str, Any]:
         "/v1/sip/credentials": {
             "post": op("Generate SIP credentials (password shown once)", "201", schemas.SipCredentials)
         },
+        "/v1/sip/pbx_config": {
+            "get": op("Trunk configuration to paste into a PBX (no password)", "200", schemas.PbxConfig)
+        },
         # Create and rotate_secret return the signing secret: Idempotency-Key is not honoured there.
         "/v1/webhook_endpoints": {
             "post": op(

@@ -187,6 +187,13 @@ class SipCredentials(Out):
     password: str
 
 
+class PbxConfig(Out):
+    object: Literal["pbx_config"]
+    freeswitch: str = Field(description="A sofia gateway (XML) for the PBX's FreeSWITCH")
+    asterisk: str = Field(description="pjsip.conf sections (endpoint, auth, aor, identify)")
+    summary: str = Field(description="The trunk's parameters for any other SIP PBX, as text")
+
+
 class WebhookEndpoint(Out):
     id: str
     object: Literal["webhook_endpoint"]

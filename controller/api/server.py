@@ -12,6 +12,7 @@ from controller.api import (
     connections,
     dial,
     languages,
+    pbx_config,
     phone_numbers,
     sessions,
     sip,
@@ -66,7 +67,8 @@ def create_app(
     app[SETTINGS_LISTENERS_KEY] = []
     app[OPENAPI_KEY] = build_openapi(settings.sip_domain)
     app[JANITOR_INTERVAL_KEY] = janitor_interval_s
-    for module in (sessions, dial, connections, phone_numbers, sip, webhook_endpoints, api_logs, languages):
+    for module in (sessions, dial, connections, phone_numbers, sip, pbx_config, webhook_endpoints, api_logs,
+                   languages):
         app.add_routes(module.routes)
     app.router.add_get("/v1/openapi.json", openapi_handler)
     app.router.add_get("/healthz", healthz)
