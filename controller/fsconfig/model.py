@@ -18,6 +18,7 @@ TRANSPORTS: tuple[str, ...] = ("tls", "tcp", "udp")
 # Stable preference order used when several organizations' lists are merged.
 CODECS: tuple[str, ...] = ("OPUS", "G722", "PCMU", "PCMA")
 
+# Used with fullmatch: `$` alone would accept a trailing newline.
 _HOST_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$", re.ASCII)
 _E164 = re.compile(r"^\+[1-9][0-9]{1,14}$", re.ASCII)
 _A1_HASH = re.compile(r"^[0-9a-f]{32}$", re.ASCII)
@@ -72,7 +73,7 @@ def check_host(value: object, field_name: str, allow_port: bool = False) -> str:
             host = value
         if ":" not in host:
             labels = host.rstrip(".").split(".") if host else []
-            if not labels or len(host) > 253 or not all(_HOST_LABEL.match(lb) for lb in labels):
+            if not labels or len(host) > 253 or not all(_HOST_LABEL.fullmatch(lb) for lb in labels):
                 raise ConfigInputError(field_name, f"{_show(value)} is not a host name or IP address")
     if port is not None:
         if not allow_port:
@@ -120,13 +121,13 @@ def check_cidr(value: object, field_name: str) -> str:
 
 
 def check_e164(value: object, field_name: str) -> str:
-    if not isinstance(value, str) or not _E164.match(value):
+    if not isinstance(value, str) or not _E164.fullmatch(value):
         raise ConfigInputError(field_name, f"{_show(value)} is not an E.164 number")
     return value
 
 
 def check_a1_hash(value: object, field_name: str) -> str:
-    if not isinstance(value, str) or not _A1_HASH.match(value.lower()):
+    if not isinstance(value, str) or not _A1_HASH.fullmatch(value.lower()):
         raise ConfigInputError(field_name, "must be 32 hexadecimal digits (md5 of user:realm:password)")
     return value.lower()
 
