@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "key create": "controller.admin_cli:key_create",
     "key list": "controller.admin_cli:key_list",
     "key revoke": "controller.admin_cli:key_revoke",
+    "portal link": "controller.portal.cli:cli_link",
     "render": "controller.fsconfig.commands:cli_render",
     "reload": "controller.fsconfig.commands:cli_reload",
     "models list": "media_bridge.models.cli:cli_list",
@@ -86,6 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.add_argument("key_id")
 
+    portal = sub.add_parser("portal", help="the Developer Portal (docs/portal.md)")
+    psub = portal.add_subparsers(dest="portal_command", required=True)
+    p = psub.add_parser("link", help="print a one-time sign-in link for an organization's admin")
+    _add_common(p)
+    p.add_argument("--org", required=True, dest="org_id")
+    p.add_argument("--base-url", help="where browsers reach the API (default: http://API_HOST:API_PORT)")
+    p.add_argument("--port", dest="api_port", type=int, help="the API's port, for the default base URL")
+
     p = sub.add_parser("render", help="render + validate the FreeSWITCH config (no FreeSWITCH needed)")
     _add_common(p)
     p.add_argument("--out", help="write the rendered tree here instead of the live conf dir")
@@ -120,7 +129,7 @@ _SETTINGS_FLAGS = (
 
 
 def _command_key(args: argparse.Namespace) -> str:
-    for group in ("org_command", "key_command", "models_command"):
+    for group in ("org_command", "key_command", "models_command", "portal_command"):
         if getattr(args, group, None):
             return f"{args.command} {getattr(args, group)}"
     return args.command

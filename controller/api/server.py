@@ -7,6 +7,7 @@ import logging
 
 from aiohttp import web
 
+from controller import portal
 from controller.api import (
     api_logs,
     connections,
@@ -73,6 +74,7 @@ def create_app(
     app.router.add_get("/v1/openapi.json", openapi_handler)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_handler)  # public, like /healthz (docs/operations.md)
+    portal.install(app)  # /portal/: the Developer Portal, cookie sign-in of its own (docs/portal.md)
     app[API_LOG_WRITER_KEY] = ApiLogWriter(store)
     app.cleanup_ctx.append(api_log_writer_ctx)
     app.cleanup_ctx.append(janitor_ctx)

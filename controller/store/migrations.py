@@ -238,4 +238,29 @@ MIGRATIONS: list[tuple[int, str]] = [
         ALTER TABLE transcript_turns ADD COLUMN translation_path TEXT;
         """,
     ),
+    (
+        5,
+        """
+        -- Developer Portal sign-in (controller/portal/auth.py). Only SHA-256 hashes of the
+        -- one-time link tokens and of the session cookies are kept; times are unix seconds.
+        CREATE TABLE portal_login_tokens (
+            token_hash TEXT PRIMARY KEY,
+            org_id TEXT NOT NULL REFERENCES organizations(id),
+            created_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL,
+            used_at INTEGER                     -- set once: the link works a single time
+        );
+        CREATE INDEX portal_login_tokens_expires ON portal_login_tokens(expires_at);
+
+        CREATE TABLE portal_sessions (
+            id_hash TEXT PRIMARY KEY,
+            org_id TEXT NOT NULL REFERENCES organizations(id),
+            csrf_token TEXT NOT NULL,           -- compared with every form's hidden field
+            flash TEXT,                         -- one notice for the next page, then cleared
+            created_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL
+        );
+        CREATE INDEX portal_sessions_expires ON portal_sessions(expires_at);
+        """,
+    ),
 ]
