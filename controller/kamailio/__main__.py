@@ -1,0 +1,5 @@
+import sys
+
+from controller.kamailio.cli import main
+
+sys.exit(main())
