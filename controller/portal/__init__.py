@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from controller.portal.base import JINJA_KEY, PARENT_KEY, PREFIX, STATIC_DIR, jinja_env, portal_middleware
 from controller.portal.routes_activity import routes as activity_routes
 from controller.portal.routes_auth import routes as auth_routes
 from controller.portal.routes_sip import routes as sip_routes
 from controller.portal.routes_telephony import routes as telephony_routes
-from controller.portal.base import JINJA_KEY, PARENT_KEY, PREFIX, STATIC_DIR, jinja_env, portal_middleware
 
 
 def create_portal_app(api: web.Application) -> web.Application:

@@ -31,10 +31,10 @@ async def apply_change(app: web.Application, org_id: str) -> str:
     try:
         outcome = await asyncio.to_thread(service(app).reload)
     except (ConfigInputError, RenderValidationError) as exc:
-        return f"Saved, but the FreeSWITCH configuration cannot be rendered: {exc}"
+        return f"The FreeSWITCH configuration cannot be rendered, so FreeSWITCH was not reloaded: {exc}"
     except ReloadError as exc:
         restart = " A SIP profile restart is needed and was not done." if "restart" in exc.command else ""
-        return (f"Saved, but FreeSWITCH did not reload ({exc}); the previous configuration stays in place"
+        return (f"FreeSWITCH did not reload ({exc}); it keeps the previous configuration"
                 f" until the next successful reload.{restart}")
     if not outcome.commands:
         return "FreeSWITCH already runs this configuration."

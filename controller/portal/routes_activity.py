@@ -31,15 +31,14 @@ async def _recent(request: web.Request) -> list[dict[str, object]]:
 @routes.get("/sessions", name="sessions")
 async def sessions_page(request: web.Request) -> web.Response:
     items = await _recent(request)
-    return render(request, "sessions.html", nav="sessions", sessions=items,
-                  live=any(_open(str(s["status"])) for s in items), poll_ms=POLL_MS * 2)
+    # The list keeps polling (new sessions appear); a session's page stops when it has ended.
+    return render(request, "sessions.html", nav="sessions", sessions=items, live=True, poll_ms=POLL_MS * 2)
 
 
 @routes.get("/sessions/live", name="sessions_live")
 async def sessions_fragment(request: web.Request) -> web.Response:
     items = await _recent(request)
-    return render(request, "_sessions_table.html", sessions=items,
-                  live=any(_open(str(s["status"])) for s in items))
+    return render(request, "_sessions_table.html", sessions=items, live=True)
 
 
 async def _session(request: web.Request) -> tuple[dict[str, object], list[dict[str, object]]]:

@@ -55,8 +55,14 @@ class Portal:
     def get(self, path: str, **kwargs: Any) -> requests.Response:
         return self.http.get(self.url(path), timeout=30, **kwargs)
 
-    def post(self, path: str, data: dict[str, Any] | list[tuple[str, str]] | None = None,
-             *, csrf: bool = True, **kwargs: Any) -> requests.Response:
+    def post(
+        self,
+        path: str,
+        data: dict[str, Any] | list[tuple[str, str]] | None = None,
+        *,
+        csrf: bool = True,
+        **kwargs: Any,
+    ) -> requests.Response:
         items = list(data.items()) if isinstance(data, dict) else list(data or [])
         if csrf:
             items.append(("csrf_token", self.csrf))
@@ -67,11 +73,21 @@ def sip_form(**overrides: Any) -> dict[str, Any]:
     """The Configure SIP form as a browser posts it with the stored defaults."""
     form: dict[str, Any] = {
         "ip_allowlist": "",
-        "transport_tls": "on", "transport_tcp": "on", "transport_udp": "on",
-        "codec_OPUS": "on", "codec_G722": "on", "codec_PCMU": "on", "codec_PCMA": "on",
-        "codec_order_OPUS": "1", "codec_order_G722": "2", "codec_order_PCMU": "3", "codec_order_PCMA": "4",
-        "mode": "bidirectional_translation", "region": "eu",
-        "source_language": "auto", "target_language": "auto",
+        "transport_tls": "on",
+        "transport_tcp": "on",
+        "transport_udp": "on",
+        "codec_OPUS": "on",
+        "codec_G722": "on",
+        "codec_PCMU": "on",
+        "codec_PCMA": "on",
+        "codec_order_OPUS": "1",
+        "codec_order_G722": "2",
+        "codec_order_PCMU": "3",
+        "codec_order_PCMA": "4",
+        "mode": "bidirectional_translation",
+        "region": "eu",
+        "source_language": "auto",
+        "target_language": "auto",
         "max_concurrent_calls": "10",
     }
     for key, value in overrides.items():

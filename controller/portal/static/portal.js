@@ -5,8 +5,13 @@
   // Copy buttons: the Clipboard API where the page is a secure context, else select + execCommand.
   function copyText(text) {
     if (navigator.clipboard && window.isSecureContext) {
-      return navigator.clipboard.writeText(text);
+      // Refused without a permission (some browsers, headless ones): fall back to the old way.
+      return navigator.clipboard.writeText(text).catch(function () { return copyBySelection(text); });
     }
+    return copyBySelection(text);
+  }
+
+  function copyBySelection(text) {
     var area = document.createElement("textarea");
     area.value = text;
     area.setAttribute("readonly", "");
@@ -70,6 +75,7 @@
     var every = parseInt(box.getAttribute("data-live-interval"), 10) || 2000;
     var last = box.innerHTML;
     function tick() {
+      if (document.hidden) { setTimeout(tick, every); return; }  // a background tab waits
       fetch(url, { credentials: "same-origin", headers: { "Accept": "text/html" } }).then(function (r) {
         if (!r.ok || r.redirected) { return null; }  // signed out or gone: stop quietly
         return r.text();
