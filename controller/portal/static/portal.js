@@ -69,6 +69,10 @@
     sync();
   }
 
+  // A refused form: move focus to the summary so keyboard and screen-reader users hear why.
+  var summary = document.getElementById("error-summary");
+  if (summary) { summary.focus(); }
+
   // Live regions: poll a server-rendered fragment while the data-live flag it returns is "on".
   document.querySelectorAll("[data-live-url]").forEach(function (box) {
     var url = box.getAttribute("data-live-url");
