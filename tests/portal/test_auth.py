@@ -286,9 +286,8 @@ def test_cli_prints_a_working_link(
     api: ApiServer, portal: Portal, capsys: pytest.CaptureFixture[str]
 ) -> None:
     org = api.org()
-    code = cli.main(
-        ["portal", "link", "--org", org.id, "--db", str(api.store.path), "--base-url", api.base + "/"]
-    )
+    db = str(getattr(api.store, "target", api.store.path))  # a SQLite path or a PostgreSQL URL
+    code = cli.main(["portal", "link", "--org", org.id, "--db", db, "--base-url", api.base + "/"])
     assert code == 0
     out = json.loads(capsys.readouterr().out)
     assert out["organization"] == org.id and out["url"].startswith(api.base + "/portal/login?token=kgpl_")
@@ -300,5 +299,5 @@ def test_cli_prints_a_working_link(
     )
     assert resp.url.endswith("/portal/") and org.id in resp.text
 
-    assert cli.main(["portal", "link", "--org", "org_nope", "--db", str(api.store.path)]) == 1
+    assert cli.main(["portal", "link", "--org", "org_nope", "--db", db]) == 1
     assert json.loads(capsys.readouterr().err)["error"]["code"] == "resource_missing"
