@@ -20,6 +20,28 @@ M = TypeVar("M", bound=BaseModel)
 TRANSPORTS = ("tls", "tcp", "udp")
 CODECS = ("OPUS", "G722", "PCMU", "PCMA")
 
+# The API's param (without a list index) → the form field that holds it, for the error summary's links.
+FIELD_IDS = {
+    "allowed_transports": "transport_tls",
+    "allowed_codecs": "codec_OPUS",
+    "session_defaults.mode": "mode",
+    "session_defaults.region": "region",
+    "session_defaults.source_language": "source_language",
+    "session_defaults.target_language": "target_language",
+    "credentials": "account_sid",
+    "credentials.account_sid": "account_sid",
+    "credentials.auth_token": "auth_token",
+    "credentials.api_key": "api_key",
+    "sip": "sip_host",
+    "sip.host": "sip_host",
+    "sip.username": "sip_username",
+    "sip.password": "sip_password",
+}
+SAME_NAME = frozenset({
+    "ip_allowlist", "require_tls", "require_srtp", "max_concurrent_calls", "provider", "name",
+    "inbound_addresses", "number", "connection_id",
+})
+
 
 @dataclass
 class FormErrors:
@@ -52,6 +74,17 @@ class FormErrors:
 
     def messages(self) -> list[str]:
         return [e.message for e in self.items]
+
+    def summary(self) -> list[tuple[str | None, str]]:
+        """(id of the form field to jump to, or None; message) for each error."""
+        return [(field_id(e.param), e.message) for e in self.items]
+
+
+def field_id(param: str | None) -> str | None:
+    if param is None:
+        return None
+    base = re.sub(r"\[\d+\]$", "", param)
+    return FIELD_IDS.get(base) or (base if base in SAME_NAME else None)
 
 
 def validation_errors(exc: ValidationError) -> FormErrors:

@@ -383,3 +383,13 @@ def test_saving_reports_what_freeswitch_did(store: Store, tmp_path: Path) -> Non
             assert _sip(api, org)["ip_allowlist"] == ["198.51.100.7"]
         finally:
             server.stop()
+
+
+def test_error_summary_links_to_the_fields(api: ApiServer, portal: Portal, org: Org) -> None:
+    resp = portal.post("/portal/telephony/sip", sip_form(ip_allowlist="x/1", source_language="xx"))
+    summary = resp.text[resp.text.index('id="error-summary"') :]
+    assert '<a href="#ip_allowlist">' in summary and '<a href="#source_language">' in summary
+    con = portal.post(
+        "/portal/telephony/connections", {"provider": "twilio", "name": "T", "account_sid": "x"}
+    )
+    assert '<a href="#account_sid">Invalid credentials.account_sid' in con.text
