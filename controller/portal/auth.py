@@ -115,14 +115,15 @@ def set_flash(store: Store, raw_session: str, message: str | None) -> None:
 
 
 def pop_flash(store: Store, raw_session: str) -> str | None:
+    """The pending notice, cleared. A page view without one only reads: no write lock is taken
+    (the controller's call admissions share the store)."""
+    digest = _hash(raw_session)
+    row = store.query_one("SELECT flash FROM portal_sessions WHERE id_hash = ?", (digest,))
+    if row is None or row["flash"] is None:
+        return None
     with store.transaction() as conn:
-        row = conn.execute(
-            "SELECT flash FROM portal_sessions WHERE id_hash = ?", (_hash(raw_session),)
-        ).fetchone()
-        if row is None or row["flash"] is None:
-            return None
-        conn.execute("UPDATE portal_sessions SET flash = NULL WHERE id_hash = ?", (_hash(raw_session),))
-        return str(row["flash"])
+        conn.execute("UPDATE portal_sessions SET flash = NULL WHERE id_hash = ?", (digest,))
+    return str(row["flash"])
 
 
 def csrf_ok(session: WebSession, presented: str | None) -> bool:

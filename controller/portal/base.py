@@ -180,6 +180,8 @@ async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse
     if request.path == PREFIX:
         raise web.HTTPPermanentRedirect(PREFIX + "/")
     route = request.match_info.route.name
+    if route == "static":
+        return await handler(request)
     await _load_session(request)
     if route in PUBLIC_ROUTES:
         return await handler(request)
