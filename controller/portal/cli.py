@@ -32,10 +32,12 @@ def cli_link(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     finally:
         store.close()
-    url = f"{base_url(args, settings)}/portal/login?{urlencode({'token': link.token})}"
+    # After "#": browsers do not send a fragment, so the token stays out of every server log.
+    url = f"{base_url(args, settings)}/portal/login#{urlencode({'token': link.token})}"
     # The only time the token is shown; it works once, until expires_at.
     print(json.dumps({
         "url": url,
+        "token": link.token,  # to paste into the sign-in form where JavaScript is off
         "organization": link.org_id,
         "expires_at": datetime.fromtimestamp(link.expires_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }, indent=2))

@@ -1,9 +1,10 @@
 """Sign-in with a one-time link, sign-out, and the portal's front page.
 
-Opening the link shows a button rather than signing in at once: link previewers and mail
-scanners that fetch URLs must not spend the token. The button's form carries a nonce that must
-match a cookie set with the page (a login CSRF guard: another site cannot sign a browser into
-an organization of its choosing).
+The link (``…/portal/login#token=kgpl_…``) carries its token in the fragment, which browsers
+never send: no access log, proxy or Referer header ever holds it. Opening it shows a button
+rather than signing in at once: link previewers and mail scanners must not spend the token. The
+button's form carries a nonce that must match a cookie set with the page (a login CSRF guard:
+another site cannot sign a browser into an organization of its choosing).
 """
 
 from __future__ import annotations
@@ -17,11 +18,9 @@ from controller.portal.base import (
     LOGIN_NONCE_COOKIE,
     PREFIX,
     RAW_SESSION,
-    SESSION,
     SESSION_COOKIE,
     clear_cookie,
     in_thread,
-    redirect,
     render,
     same_value,
     set_cookie,
@@ -32,17 +31,20 @@ from controller.portal.base import (
 routes = web.RouteTableDef()
 
 
+def _login_form(request: web.Request, *, status: int = 200, problem: str = "") -> web.Response:
+    """The sign-in form with a fresh nonce, set as a cookie beside it."""
+    nonce = secrets.token_urlsafe(24)
+    response = render(request, "login.html", status=status, nonce=nonce, problem=problem,
+                      signed_out="signed_out" in request.query)
+    set_cookie(response, request, LOGIN_NONCE_COOKIE, nonce, max_age=auth.LINK_TTL_S)
+    return response
+
+
 @routes.get("/login", name="login")
 async def login_page(request: web.Request) -> web.Response:
-    token = request.query.get("token", "")
-    if SESSION in request and not token:
-        raise redirect(PREFIX + "/")
-    nonce = secrets.token_urlsafe(24) if token else ""
-    response = render(request, "login.html", token=token, nonce=nonce,
-                      signed_out="signed_out" in request.query)
-    if nonce:
-        set_cookie(response, request, LOGIN_NONCE_COOKIE, nonce, max_age=auth.LINK_TTL_S)
-    return response
+    # The link carries its token after "#": browsers never send it, so no access log, proxy or
+    # Referer sees it; portal.js moves it into the form.
+    return _login_form(request)
 
 
 @routes.post("/login", name="login_post")
@@ -52,13 +54,15 @@ async def login(request: web.Request) -> web.Response:
     if not isinstance(token, str) or not isinstance(nonce, str) or not same_value(
         nonce, request.cookies.get(LOGIN_NONCE_COOKIE)
     ):
-        return render(request, "login.html", status=403, token="", nonce="", signed_out=False,
-                      problem="This sign-in form is out of date: open the link again.")
-    opened = await in_thread(auth.redeem_login_token, store(request), token)
+        return _login_form(request, status=403,
+                           problem="This sign-in form is out of date: open the link again.")
+    opened = await in_thread(auth.redeem_login_token, store(request), token.strip())
     if opened is None:
-        return render(request, "login.html", status=401, token="", nonce="", signed_out=False,
-                      problem="This sign-in link is unknown, already used or expired. "
-                              "Ask for a new one: kallglot portal link --org <organization id>")
+        return _login_form(request, status=401, problem=(
+            "This sign-in link is unknown, already used or expired. "
+            "Ask for a new one: kallglot portal link --org <organization id>"))
+    if RAW_SESSION in request:  # signing in again (perhaps to another organization) ends the old session
+        await in_thread(auth.end_session, store(request), request[RAW_SESSION])
     raw, _ = opened
     response = web.HTTPSeeOther(PREFIX + "/")
     set_cookie(response, request, SESSION_COOKIE, raw, max_age=auth.SESSION_TTL_S)

@@ -41,7 +41,7 @@ class Portal:
 
     def sign_in(self, org: Org) -> requests.Response:
         token = self.login_link(org)
-        page = self.http.get(self.url("/portal/login"), params={"token": token}, timeout=30)
+        page = self.http.get(self.url("/portal/login"), timeout=30)
         assert page.status_code == 200, page.text
         resp = self.http.post(
             self.url("/portal/login"),

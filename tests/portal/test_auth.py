@@ -25,7 +25,7 @@ def _sip(api: ApiServer, org) -> dict:
 def test_link_signs_in_once_and_shows_the_organization(api: ApiServer, portal: Portal) -> None:
     org = api.org("Acme Telecom")
     token = portal.login_link(org)
-    page = portal.get("/portal/login", params={"token": token})
+    page = portal.get("/portal/login")
     assert page.status_code == 200 and 'id="sign-in"' in page.text
     # Opening the link does not spend it (link previewers fetch URLs): only the button does.
     nonce = field_value(page.text, "nonce")
@@ -34,7 +34,7 @@ def test_link_signs_in_once_and_shows_the_organization(api: ApiServer, portal: P
     assert "Acme Telecom" in home.text and org.id in home.text
 
     other = Portal(api)
-    again = other.get("/portal/login", params={"token": token})
+    again = other.get("/portal/login")
     reused = other.http.post(
         other.url("/portal/login"), data={"token": token, "nonce": field_value(again.text, "nonce")}
     )
@@ -47,7 +47,7 @@ def test_expired_and_unknown_links_are_refused(api: ApiServer, portal: Portal) -
     org = api.org()
     link = auth.create_login_link(api.store, org.id, ttl_s=-1)
     for token in (link.token, "kgpl_" + "x" * 40, "nonsense"):
-        page = portal.get("/portal/login", params={"token": token})
+        page = portal.get("/portal/login")
         resp = portal.http.post(
             portal.url("/portal/login"), data={"token": token, "nonce": field_value(page.text, "nonce")}
         )
@@ -63,7 +63,7 @@ def test_login_form_needs_its_nonce_cookie(api: ApiServer, portal: Portal) -> No
     resp = portal.http.post(portal.url("/portal/login"), data={"token": token, "nonce": "forged"})
     assert resp.status_code == 403
     portal.http.cookies.clear()
-    page = portal.get("/portal/login", params={"token": token})
+    page = portal.get("/portal/login")
     ok = portal.http.post(
         portal.url("/portal/login"), data={"token": token, "nonce": field_value(page.text, "nonce")}
     )
@@ -73,7 +73,7 @@ def test_login_form_needs_its_nonce_cookie(api: ApiServer, portal: Portal) -> No
 def test_only_hashes_are_stored(api: ApiServer, portal: Portal) -> None:
     org = api.org()
     token = portal.login_link(org)
-    page = portal.get("/portal/login", params={"token": token})
+    page = portal.get("/portal/login")
     portal.http.post(
         portal.url("/portal/login"), data={"token": token, "nonce": field_value(page.text, "nonce")}
     )
@@ -88,7 +88,7 @@ def test_only_hashes_are_stored(api: ApiServer, portal: Portal) -> None:
 def test_cookie_flags(api: ApiServer, portal: Portal) -> None:
     org = api.org()
     token = portal.login_link(org)
-    page = portal.get("/portal/login", params={"token": token})
+    page = portal.get("/portal/login")
     resp = portal.http.post(
         portal.url("/portal/login"),
         data={"token": token, "nonce": field_value(page.text, "nonce")},
@@ -103,7 +103,7 @@ def test_cookie_flags(api: ApiServer, portal: Portal) -> None:
     # Behind a TLS-terminating proxy the cookie is Secure.
     token = portal.login_link(org)
     proxied = {"X-Forwarded-Proto": "https"}
-    page = portal.get("/portal/login", params={"token": token}, headers=proxied)
+    page = portal.get("/portal/login", headers=proxied)
     assert "Secure" in page.headers["Set-Cookie"]
     nonce = field_value(page.text, "nonce")
     # requests keeps a Secure cookie for https URLs only: send it by hand, as the proxy would.
@@ -290,14 +290,30 @@ def test_cli_prints_a_working_link(
     code = cli.main(["portal", "link", "--org", org.id, "--db", db, "--base-url", api.base + "/"])
     assert code == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["organization"] == org.id and out["url"].startswith(api.base + "/portal/login?token=kgpl_")
+    # The token travels in the fragment: browsers never send it, so no server log holds it.
+    assert out["organization"] == org.id and out["token"].startswith("kgpl_")
+    assert out["url"] == f"{api.base}/portal/login#token={out['token']}"
     assert out["expires_at"] > time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now()))
     page = portal.http.get(out["url"], timeout=30)
+    assert out["token"] not in page.text
     resp = portal.http.post(
-        portal.url("/portal/login"),
-        data={"token": field_value(page.text, "token"), "nonce": field_value(page.text, "nonce")},
+        portal.url("/portal/login"), data={"token": out["token"], "nonce": field_value(page.text, "nonce")}
     )
     assert resp.url.endswith("/portal/") and org.id in resp.text
 
     assert cli.main(["portal", "link", "--org", "org_nope", "--db", db]) == 1
     assert json.loads(capsys.readouterr().err)["error"]["code"] == "resource_missing"
+
+
+def test_signing_in_again_replaces_the_session(api: ApiServer, portal: Portal) -> None:
+    acme, globex = api.org("Acme"), api.org("Globex")
+    portal.sign_in(acme)
+    old = portal.http.cookies.get("kallglot_portal")
+    assert "You are signed in to" in portal.get("/portal/login").text
+    home = portal.sign_in(globex)
+    assert "Globex" in home.text and globex.id in home.text
+    replay = api.http.get(
+        api.base + "/portal/", cookies={"kallglot_portal": old}, allow_redirects=False, timeout=30
+    )
+    assert replay.status_code == 303
+    assert api.store.query_one("SELECT COUNT(*) AS n FROM portal_sessions")["n"] == 1

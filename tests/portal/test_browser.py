@@ -70,7 +70,10 @@ def click(driver: WebDriver, css: str) -> None:
 
 def sign_in(driver: WebDriver, api: ApiServer, org: Org) -> None:
     token = auth.create_login_link(api.store, org.id).token
-    driver.get(f"{api.base}/portal/login?token={token}")
+    driver.get(f"{api.base}/portal/login#token={token}")
+    # portal.js moves the code from the fragment into the form and out of the address bar.
+    wait_for(driver, lambda d: d.find_element(By.ID, "token").get_attribute("value") == token)
+    assert driver.current_url == f"{api.base}/portal/login"
     click(driver, "#sign-in")
     wait_for(driver, lambda d: d.current_url == f"{api.base}/portal/")
 

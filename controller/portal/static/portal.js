@@ -69,6 +69,17 @@
     sync();
   }
 
+  // Sign-in link: the one-time code travels in the fragment (never sent to a server); move it
+  // into the form and out of the address bar and history.
+  var code = document.getElementById("token");
+  var match = /[#&]token=([^&]+)/.exec(window.location.hash);
+  if (code && match) {
+    code.value = decodeURIComponent(match[1]);
+    history.replaceState(null, "", window.location.pathname + window.location.search);
+    var signIn = document.getElementById("sign-in");
+    if (signIn) { signIn.focus(); }
+  }
+
   // A refused form: move focus to the summary so keyboard and screen-reader users hear why.
   var summary = document.getElementById("error-summary");
   if (summary) { summary.focus(); }
