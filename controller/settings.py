@@ -6,6 +6,7 @@ two in step.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -90,6 +91,9 @@ class Settings:
     # Transports the SIP profile binds for the whole install (install-wide, never per tenant:
     # changing what is bound restarts the shared profile, which ends every live call on it).
     sip_transports: str = "udp,tcp,tls"
+    # IPs/CIDRs of the Kamailio front (docs/kamailio.md): only calls from these addresses are
+    # judged by the caller's address the front stamps (X-Kallglot-Source-IP, sofia's X-AUTH-IP).
+    sip_trusted_proxies: str = ""
     # How long a reload waits for a (re)started sofia profile to run with all its transports.
     profile_ready_timeout_s: float = 20.0
     rtp_start_port: int = 16384
@@ -149,6 +153,13 @@ class Settings:
         if self.rtp_start_port > self.rtp_end_port:
             raise SettingsError("KALLGLOT_RTP_START_PORT must not exceed KALLGLOT_RTP_END_PORT")
         parse_sip_transports(self.sip_transports)
+        for word in (w.strip() for w in self.sip_trusted_proxies.split(",")):
+            try:
+                if word:
+                    ipaddress.ip_network(word, strict=False)
+            except ValueError:
+                raise SettingsError(
+                    f"KALLGLOT_SIP_TRUSTED_PROXIES: {word[:60]!r} is not an IP address or CIDR") from None
         if not 0 < self.profile_ready_timeout_s <= 600:
             raise SettingsError("KALLGLOT_PROFILE_READY_TIMEOUT_S must be more than 0 and at most 600 (s)")
         if not 0 < self.webhook_timeout_s <= 300:

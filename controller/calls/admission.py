@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass, field
 
 from controller.calls.channel import ChannelInfo
+from controller.calls.source_address import CallerSource, caller_source, ip_allowed, trusted_proxies_from_env
 from controller.domain.errors import DomainError
 from controller.domain.requests import Routing, SessionCreate
 from controller.domain.sessions import create_session_in
@@ -112,6 +113,7 @@ class _Policy:
     default_source_language: str
     default_target_language: str
     max_concurrent_calls: int
+    ip_allowlist: tuple[str, ...] = ()
 
 
 class _Reject(Exception):  # control flow inside this module only
@@ -155,6 +157,9 @@ def _log_outcome(channel: ChannelInfo, result: AdmissionResult) -> None:
         "transport": channel.transport,
         "source_ip": channel.network_ip,
     }
+    source = _source(channel)
+    if source.proxy is not None:  # through the Kamailio front: who really called, and how
+        record.update(source_ip=source.ip, transport=source.transport, via_proxy=source.proxy)
     if isinstance(result, Admitted):
         record.update(leg_id=result.leg_id, role=result.role)
     else:
@@ -204,7 +209,7 @@ def _resolve_caller(store: Store, channel: ChannelInfo) -> _Caller:
                 WHERE pn.number = ? AND pn.status = 'active' AND c.status = 'active'""",
             (number,),
         )
-        if row is not None and _ip_in(channel.network_ip, json.loads(row["inbound_addresses"] or "[]")):
+        if row is not None and _ip_in(_source(channel).ip, json.loads(row["inbound_addresses"] or "[]")):
             return _Caller(org_id=row["org_id"], kind="provider", number=number,
                            connection_id=row["connection_id"], provider=row["provider"])
     raise _Reject(403, "caller is neither an authenticated SIP user nor a provider of the number")
@@ -225,15 +230,28 @@ def _load_policy(store: Store, org_id: str) -> _Policy:
         default_source_language=row["default_source_language"],
         default_target_language=row["default_target_language"],
         max_concurrent_calls=int(row["max_concurrent_calls"]),
+        ip_allowlist=tuple(str(c) for c in json.loads(row["ip_allowlist"] or "[]")),
     )
 
 
+def _source(channel: ChannelInfo) -> CallerSource:
+    """The caller's address and transport; behind a trusted proxy (the Kamailio front), the ones it
+    stamped (controller/calls/source_address.py), never a header from anyone else."""
+    return caller_source(channel, trusted_proxies_from_env())
+
+
 def _check_sip_policy(policy: _Policy, channel: ChannelInfo) -> None:
+    source = _source(channel)
     if not policy.enabled:
         raise _Reject(403, "sip disabled for the organization")
-    if channel.transport not in policy.allowed_transports:
-        raise _Reject(403, f"transport {channel.transport or 'unknown'} not allowed")
-    if policy.require_tls and channel.transport != "tls":
+    # FreeSWITCH's auth-acl enforces the allowlist on direct calls; behind the front it relies on
+    # X-AUTH-IP, and once apply-proxy-acl is set sofia no longer refuses a direct caller outside the
+    # list (sofia_reg.c), so the controller checks the caller's address itself.
+    if not ip_allowed(source.ip, policy.ip_allowlist):
+        raise _Reject(403, f"source address {source.ip or 'unknown'} outside the ip_allowlist")
+    if source.transport not in policy.allowed_transports:
+        raise _Reject(403, f"transport {source.transport or 'unknown'} not allowed")
+    if policy.require_tls and source.transport != "tls":
         raise _Reject(403, "tls required")
 
 

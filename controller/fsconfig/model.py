@@ -230,10 +230,14 @@ class ConfigInput:
     # tenants, so that no organization's change can need a profile restart (which would end every
     # organization's calls). Which transport an organization may use is checked per call (403).
     transports: tuple[str, ...] = TRANSPORTS
+    # KALLGLOT_SIP_TRUSTED_PROXIES (the Kamailio front, docs/kamailio.md): sofia believes their
+    # X-AUTH-IP header for auth-acl and apply-inbound-acl (apply-proxy-acl).
+    trusted_proxies: tuple[str, ...] = ()
     skipped: tuple[str, ...] = ()  # org ids that are SIP-enabled but have no credentials yet
     rejected: tuple[Rejection, ...] = ()  # records left out because a field failed validation
 
     PROVIDER_ACL = "kallglot_providers"
+    PROXY_ACL = "kallglot_proxies"
     # Retry-After of the 503 a call gets while no controller listens (restart, upgrade, crash).
     CONTROLLER_AWAY_RETRY_AFTER_S = 5
 

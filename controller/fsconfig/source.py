@@ -182,6 +182,9 @@ def build_config_input(
     except SettingsError as exc:
         name = "KALLGLOT_SIP_TRANSPORTS"
         raise ConfigInputError(name, str(exc).removeprefix(name + " ")) from None
+    proxies = [w.strip() for w in settings.sip_trusted_proxies.split(",") if w.strip()]
+    trusted = tuple(dict.fromkeys(
+        check_cidr(p, f"KALLGLOT_SIP_TRUSTED_PROXIES[{i}]") for i, p in enumerate(proxies)))
     return ConfigInput(
         sip_domain=check_host(settings.sip_domain, "KALLGLOT_SIP_DOMAIN"),
         transports=tuple(t for t in TRANSPORTS if t in bound),
@@ -191,6 +194,7 @@ def build_config_input(
         orgs=tuple(sorted(orgs, key=lambda o: o.org_id)),
         gateways=tuple(sorted(gateways, key=lambda g: g.connection_id)),
         provider_cidrs=tuple(dict.fromkeys(provider_cidrs)),
+        trusted_proxies=trusted,
         numbers=tuple(sorted(numbers, key=lambda n: n.number)),
         skipped=tuple(skipped or ()),
     )

@@ -131,6 +131,9 @@ def _check_profile(tree: ParsedTree, problems: list[str]) -> None:
     if acl_name is not None and acl_name not in tree.acl_lists:
         # A name FreeSWITCH does not know also denies, but silently: catch the typo here.
         problems.append(f"sip_profile.xml: apply-inbound-acl {acl_name!r} names no ACL list")
+    proxy_acl = dict(params).get("apply-proxy-acl")
+    if proxy_acl is not None and not tree.acl_lists.get(proxy_acl):
+        problems.append(f"sip_profile.xml: apply-proxy-acl {proxy_acl!r} names no non-empty ACL list")
 
 
 def _check_gateways(tree: ParsedTree, problems: list[str]) -> None:
