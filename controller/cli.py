@@ -12,6 +12,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
+from controller.kamailio.cli import add_render_arguments as add_kamailio_render_arguments
 from controller.settings import Settings, SettingsError
 
 # subcommand path -> "module:function"; the function takes (args, settings) and returns an exit code.
@@ -29,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "portal link": "controller.portal.cli:cli_link",
     "render": "controller.fsconfig.commands:cli_render",
     "reload": "controller.fsconfig.commands:cli_reload",
+    "kamailio render": "controller.kamailio.cli:cli_render",
     "models list": "media_bridge.models.cli:cli_list",
     "models pull": "media_bridge.models.cli:cli_pull",
     "models remove": "media_bridge.models.cli:cli_remove",
@@ -106,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--restart-profile", action="store_true",
                    help="also restart the SIP profile (new TLS certificate files; ends its live calls)")
 
+    kam = sub.add_parser("kamailio", help="the Kamailio front over several nodes (docs/kamailio.md)")
+    ksub = kam.add_subparsers(dest="kamailio_command", required=True)
+    p = ksub.add_parser("render", help="render kamailio.cfg, dispatcher.list and tls.cfg from a node list")
+    _add_common(p)
+    add_kamailio_render_arguments(p)
+
     models = sub.add_parser("models", help="speech and translation models (docs/models.md)")
     msub = models.add_subparsers(dest="models_command", required=True)
     for name, text in (
@@ -129,7 +137,7 @@ _SETTINGS_FLAGS = (
 
 
 def _command_key(args: argparse.Namespace) -> str:
-    for group in ("org_command", "key_command", "models_command", "portal_command"):
+    for group in ("org_command", "key_command", "models_command", "portal_command", "kamailio_command"):
         if getattr(args, group, None):
             return f"{args.command} {getattr(args, group)}"
     return args.command

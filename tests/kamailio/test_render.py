@@ -129,3 +129,13 @@ def test_cli_error_names_the_field(tmp_path: Path, capsys: pytest.CaptureFixture
     assert rc == 1
     err = json.loads(capsys.readouterr().err)["error"]
     assert err["code"] == "invalid_configuration" and err["field"] == "nodes[0]"
+
+
+def test_kallglot_has_the_subcommand(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from controller.cli import main
+
+    rc = main(["kamailio", "render", "--sip-domain", "sip.example.com", "--out", str(tmp_path),
+               "--listen", "udp:127.0.0.1:5060", "--node", "name=fs1,sip=10.0.0.11"])
+    assert rc == 0
+    assert json.loads(capsys.readouterr().out)["in_service"] == ["fs1"]
+    assert "1 sip:10.0.0.11:5060 0 0 duid=fs1;state=up" in (tmp_path / "dispatcher.list").read_text()
