@@ -5,6 +5,7 @@ the edge works, and a node that answers 503 or nothing hands the call to the oth
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -165,6 +166,13 @@ def _udp_call(front: Front, call_id: str) -> str:
 
 @pytest.fixture
 def front(kamailio: str, tls_pair: tuple[Path, Path], tmp_path: Path) -> Iterator[Front]:
+    with _running_front(kamailio, tls_pair, tmp_path, ("up", "up")) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def _running_front(kamailio: str, tls_pair: tuple[Path, Path], tmp_path: Path,
+                   states: tuple[str, str]) -> Iterator[Front]:
     behaviour = Behaviour(lambda msg: _reply(msg, 486, "Busy Here"))
     nodes = [FakeNode("fs1", behaviour), FakeNode("fs2", behaviour)]
     udp_port, tls_port = _free_port(socket.SOCK_DGRAM), _free_port(socket.SOCK_STREAM)
@@ -174,7 +182,8 @@ def front(kamailio: str, tls_pair: tuple[Path, Path], tmp_path: Path) -> Iterato
         tls_certificate=str(tls_pair[0]), tls_private_key=str(tls_pair[1]),
         probe_interval_s=1, config_dir=str(tmp_path), run_dir=str(tmp_path),
     )
-    k = build_input(settings, [KamailioNode(n.name, f"127.0.0.1:{n.port}", "eu") for n in nodes])
+    k = build_input(settings, [KamailioNode(n.name, f"127.0.0.1:{n.port}", "eu", state)
+                               for n, state in zip(nodes, states, strict=True)])
     write_files(render_files(k), tmp_path)
     cmd = [kamailio, "-f", str(tmp_path / "kamailio.cfg"), "-DD", "-E", "-n", "2", "-Y", str(tmp_path),
            "-P", str(tmp_path / "kamailio.pid"), "-w", str(tmp_path)]
@@ -183,12 +192,13 @@ def front(kamailio: str, tls_pair: tuple[Path, Path], tmp_path: Path) -> Iterato
     log = (tmp_path / "kamailio.log").open("w")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        # Up once it answers OPTIONS itself, and both nodes were probed (in service).
+        # Up once every node in service was probed (admin-disabled ones are not).
+        probed = [n for n, state in zip(nodes, states, strict=True) if state == "up"]
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not all(n.options for n in nodes):
+        while time.monotonic() < deadline and not (all(n.options for n in probed) and _answers(udp_port)):
             assert proc.poll() is None, (tmp_path / "kamailio.log").read_text()[-3000:]
             time.sleep(0.2)
-        assert all(n.options for n in nodes), "the front never probed the nodes with OPTIONS"
+        assert all(n.options for n in probed), "the front never probed the nodes with OPTIONS"
         yield Front(udp_port, tls_port, nodes, behaviour)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)  # the front and its children, which this test started
@@ -202,6 +212,27 @@ def front(kamailio: str, tls_pair: tuple[Path, Path], tmp_path: Path) -> Iterato
             n.close()
 
 
+def _options(port: int, timeout_s: float = 5.0) -> bytes:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        s.settimeout(timeout_s)
+        mine = s.getsockname()[1]
+        s.sendto((
+            f"OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{mine};branch=z9hG4bK{uuid.uuid4().hex[:10]};rport\r\n"
+            f"Max-Forwards: 70\r\nFrom: <sip:pbx@{DOMAIN}>;tag=1\r\nTo: <sip:127.0.0.1>\r\n"
+            f"Call-ID: opt-{uuid.uuid4()}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n").encode(),
+            ("127.0.0.1", port))
+        return s.recvfrom(65535)[0]
+
+
+def _answers(port: int) -> bool:
+    try:
+        return _options(port, 0.5).startswith(b"SIP/2.0 200")
+    except TimeoutError:
+        return False
+
+
 def _seen_by(front: Front, call_id: str) -> list[str]:
     """The INVITE as each node first received it (retransmissions left out)."""
     out = []
@@ -212,16 +243,7 @@ def _seen_by(front: Front, call_id: str) -> list[str]:
 
 
 def test_front_answers_options_itself(front: Front) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        s.settimeout(5)
-        port = s.getsockname()[1]
-        s.sendto((
-            f"OPTIONS sip:127.0.0.1:{front.udp_port} SIP/2.0\r\n"
-            f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKopt1;rport\r\nMax-Forwards: 70\r\n"
-            f"From: <sip:pbx@{DOMAIN}>;tag=1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: opt-{uuid.uuid4()}\r\n"
-            "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n").encode(), ("127.0.0.1", front.udp_port))
-        assert s.recvfrom(65535)[0].startswith(b"SIP/2.0 200")
+    assert _options(front.udp_port).startswith(b"SIP/2.0 200")
 
 
 def test_forged_source_headers_are_replaced_and_record_route_added(front: Front) -> None:
@@ -278,3 +300,11 @@ def test_call_limit_503_is_not_retried(front: Front) -> None:
     final = _udp_call(front, call_id)
     assert final.startswith("SIP/2.0 503") and "X-Call-Limit: 5" in final
     assert len(_seen_by(front, call_id)) == 1
+
+
+def test_no_node_in_service_is_503_with_retry_after(kamailio: str, tls_pair: tuple[Path, Path],
+                                                    tmp_path: Path) -> None:
+    with _running_front(kamailio, tls_pair, tmp_path, ("draining", "stopped")) as running:
+        final = _udp_call(running, f"n-{uuid.uuid4()}")
+        assert final.startswith("SIP/2.0 503") and "Retry-After: 5" in final
+        assert not any(n.invites for n in running.nodes) and not any(n.options for n in running.nodes)
