@@ -27,6 +27,7 @@ declare -A QUICK_ARGS=(
     [engine_bench]="--rounds 1"
     [render_bench]="--orgs 200 --repeat 1"
     [quality_bench]="--languages en,es,de --sentences 3"
+    [store_bench]="--cycles 500 --seconds 2 --repeat 1"
 )
 
 failed=()

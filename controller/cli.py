@@ -38,7 +38,7 @@ COMMANDS: dict[str, str] = {
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", dest="db_path", help="SQLite store path (KALLGLOT_DB)")
+    p.add_argument("--db", dest="db_path", help="store: SQLite path or postgresql:// URL (KALLGLOT_DB)")
     p.add_argument("--sip-domain", dest="sip_domain", help="SIP domain (KALLGLOT_SIP_DOMAIN)")
 
 

@@ -64,9 +64,15 @@ def _env_int(env: dict[str, str], name: str, default: int) -> int:
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
 
 
+def store_target(raw: str) -> Path | str:
+    """``KALLGLOT_DB``: a ``postgresql://`` URL stays a string, anything else is a SQLite path."""
+    return raw if raw.startswith(("postgresql://", "postgres://")) else Path(raw)
+
+
 @dataclass(frozen=True)
 class Settings:
-    db_path: Path = Path("kallglot.db")
+    # A SQLite file path, or a postgresql:// URL (kept as a string: Path would fold its "//").
+    db_path: Path | str = Path("kallglot.db")
     sip_domain: str = "sip.kallglot.local"
     api_host: str = "127.0.0.1"
     api_port: int = 8080
@@ -109,6 +115,15 @@ class Settings:
     # Run the delivery worker inside ``kallglot api`` (off when ``kallglot webhooks`` runs it).
     webhook_worker: bool = True
     api_log_retention_days: int = 30
+    # Several nodes sharing one PostgreSQL store (docs/multi-node.md). The node is one
+    # FreeSWITCH with its controller; its id defaults to the ESL address (KALLGLOT_ESL_HOST:PORT),
+    # so the controller and the API of one node agree without configuration.
+    node_id: str = ""
+    node_region: str = ""
+    node_sip_address: str = ""
+    node_heartbeat_s: float = 5.0
+    # A node silent this long is dead: a live node ends its legs (frees their call slots).
+    node_dead_after_s: float = 30.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -127,15 +142,18 @@ class Settings:
                 values[f.name] = _env_int(env, name, default)
             elif isinstance(default, float):
                 values[f.name] = _env_float(env, name, default)
+            elif f.name == "db_path":
+                values[f.name] = store_target(raw) if raw else default
             elif isinstance(default, Path):
                 values[f.name] = Path(raw) if raw else default
             else:
                 values[f.name] = raw if raw not in (None, "") else default
         settings = cls(**values)  # type: ignore[arg-type]
         clean = {k: v for k, v in overrides.items() if v is not None}
-        for key in ("db_path", "fs_conf_dir"):
-            if key in clean:
-                clean[key] = Path(str(clean[key]))
+        if "db_path" in clean:
+            clean["db_path"] = store_target(str(clean["db_path"]))
+        if "fs_conf_dir" in clean:
+            clean["fs_conf_dir"] = Path(str(clean["fs_conf_dir"]))
         if clean:
             settings = replace(settings, **clean)  # type: ignore[arg-type]
         settings.validate()
@@ -169,3 +187,15 @@ class Settings:
         parse_retry_schedule(self.webhook_retry_schedule)
         if self.api_log_retention_days < 1:
             raise SettingsError("KALLGLOT_API_LOG_RETENTION_DAYS must be at least 1")
+        if not 0 < self.node_heartbeat_s <= 60:
+            raise SettingsError("KALLGLOT_NODE_HEARTBEAT_S must be more than 0 and at most 60 (s)")
+        # Two missed heartbeats at least, or a merely slow node would lose its calls' slots.
+        if self.node_dead_after_s < 3 * self.node_heartbeat_s:
+            raise SettingsError("KALLGLOT_NODE_DEAD_AFTER_S must be at least 3 × KALLGLOT_NODE_HEARTBEAT_S")
+        if any(c.isspace() for c in self.node_id):
+            raise SettingsError("KALLGLOT_NODE_ID must not contain spaces")
+
+    @property
+    def node_name(self) -> str:
+        """This process's node id: KALLGLOT_NODE_ID, else the ESL address of its FreeSWITCH."""
+        return self.node_id or f"{self.esl_host}:{self.esl_port}"

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from controller.api.context import in_thread, org_id
 from controller.api.parsing import parse_body
-from controller.appkeys import CALL_CONTROL_KEY, STORE_KEY
+from controller.appkeys import CALL_CONTROL_KEY, SETTINGS_KEY, STORE_KEY
 from controller.calls.legs import DialError, DialReservation, end_leg, reserve_outbound_leg
 from controller.domain.errors import DomainError
 from controller.store import Store
@@ -91,7 +91,8 @@ async def dial(request: web.Request) -> web.Response:
     gateway = await in_thread(outbound_gateway, store, org, session_id)
     try:
         leg: DialReservation = await in_thread(
-            reserve_outbound_leg, store, org, session_id, body.role, body.to)
+            reserve_outbound_leg, store, org, session_id, body.role, body.to,
+            node_id=request.app[SETTINGS_KEY].node_name)
     except DialError as exc:
         raise DomainError(exc.status, exc.code, exc.message, param=exc.param) from None
     try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import sqlite3
 import time
 
 from aiohttp import web
@@ -18,6 +17,7 @@ from controller.appkeys import STORE_KEY
 from controller.domain import api_keys, idempotency
 from controller.domain.errors import DomainError
 from controller.ids import new_id
+from controller.store import is_busy, is_nul_text
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,11 @@ async def _to_response(request: web.Request, handler: Handler) -> web.StreamResp
             )
             busy.headers["Retry-After"] = "1"
             return busy
+        if is_nul_text(exc):
+            # PostgreSQL text cannot hold NUL; SQLite would merely find nothing. Either way: bad input.
+            return error_response(
+                request, DomainError(400, "parameter_invalid", "Text must not contain NUL characters")
+            )
         log.exception(
             "unhandled error on %s %s (request %s)", request.method, request.path, request[REQUEST_ID]
         )
@@ -58,7 +63,7 @@ async def _to_response(request: web.Request, handler: Handler) -> web.StreamResp
 
 
 def _store_busy(exc: Exception) -> bool:
-    return isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
+    return is_busy(exc)
 
 
 @web.middleware

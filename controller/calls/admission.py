@@ -126,20 +126,22 @@ class _Reject(Exception):  # control flow inside this module only
         self.headers = headers
 
 
-def admit(store: Store, channel: ChannelInfo, *, now: float | None = None) -> AdmissionResult:
-    """Decide on one call and, when admitted, write its leg row (the call slot)."""
+def admit(store: Store, channel: ChannelInfo, *, now: float | None = None,
+          node_id: str | None = None) -> AdmissionResult:
+    """Decide on one call and, when admitted, write its leg row (the call slot), held by
+    ``node_id`` (the node whose FreeSWITCH carries the call; controller/cluster)."""
     now = time.time() if now is None else now
     org_id: str | None = None
     try:
         if channel.originated_leg_id and channel.direction == "outbound":
-            result: AdmissionResult = _admit_originated(store, channel, now)
+            result: AdmissionResult = _admit_originated(store, channel, now, node_id)
         else:
             caller = _resolve_caller(store, channel)
             org_id = caller.org_id
             policy = _load_policy(store, caller.org_id)
             if caller.kind == "sip":
                 _check_sip_policy(policy, channel)
-            result = _admit_leg(store, channel, caller, policy, now)
+            result = _admit_leg(store, channel, caller, policy, now, node_id)
     except _Reject as rej:
         result = Rejected(channel.call_uuid, rej.code, rej.reason, org_id, rej.session_id, rej.headers)
     _log_outcome(channel, result)
@@ -259,7 +261,7 @@ def _check_sip_policy(policy: _Policy, channel: ChannelInfo) -> None:
 
 
 def _admit_leg(store: Store, channel: ChannelInfo, caller: _Caller, policy: _Policy,
-               now: float) -> Admitted:
+               now: float, node_id: str | None) -> Admitted:
     requested_role = _requested_role(channel)
     with store.transaction() as conn:
         session, created = _find_or_create_session(conn, channel, caller, policy, now)
@@ -283,9 +285,9 @@ def _admit_leg(store: Store, channel: ChannelInfo, caller: _Caller, policy: _Pol
         leg_id = new_id("leg")
         conn.execute(
             """INSERT INTO call_legs (id, session_id, org_id, call_uuid, role, direction, status,
-                                      remote, created_at)
-               VALUES (?, ?, ?, ?, ?, 'inbound', 'admitted', ?, ?)""",
-            (leg_id, sid, caller.org_id, channel.call_uuid, role, channel.caller, now),
+                                      remote, created_at, node_id)
+               VALUES (?, ?, ?, ?, ?, 'inbound', 'admitted', ?, ?, ?)""",
+            (leg_id, sid, caller.org_id, channel.call_uuid, role, channel.caller, now, node_id),
         )
         _mark_connecting(conn, sid, now)
     is_sip = caller.kind == "sip"
@@ -378,7 +380,7 @@ def _find_or_create_session(conn: sqlite3.Connection, channel: ChannelInfo, call
     return created, True
 
 
-def _admit_originated(store: Store, channel: ChannelInfo, now: float) -> AdmissionResult:
+def _admit_originated(store: Store, channel: ChannelInfo, now: float, node_id: str | None) -> AdmissionResult:
     """A leg we placed with ``originate``: its row (status ``dialing``) holds the slot already."""
     leg_id = channel.originated_leg_id
     with store.transaction() as conn:
@@ -390,7 +392,9 @@ def _admit_originated(store: Store, channel: ChannelInfo, now: float) -> Admissi
         session = conn.execute("SELECT * FROM sessions WHERE id = ?", (leg["session_id"],)).fetchone()
         if leg["ended_at"] is not None or session["status"] in CLOSED_SESSION_STATUSES:
             raise _Reject(410, "session ended", leg["session_id"])
-        conn.execute("UPDATE call_legs SET status = 'admitted' WHERE id = ?", (leg_id,))
+        # The node whose FreeSWITCH answered it holds it from now on.
+        conn.execute("UPDATE call_legs SET status = 'admitted', node_id = COALESCE(?, node_id) WHERE id = ?",
+                     (node_id, leg_id))
         peer = conn.execute(
             "SELECT id FROM call_legs WHERE session_id = ? AND ended_at IS NULL AND id != ? "
             "ORDER BY created_at LIMIT 1",

@@ -125,6 +125,8 @@ class CallConfig:
     media_timeout_s: float = 60.0
     # How long to wait after CHANNEL_HANGUP for CHANNEL_HANGUP_COMPLETE (the RTP statistics).
     hangup_complete_wait_s: float = 2.0
+    # The node (controller/cluster) whose FreeSWITCH carries this controller's legs.
+    node_id: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, env: Mapping[str, str] | None = None) -> CallConfig:
@@ -139,6 +141,7 @@ class CallConfig:
             stream_retry_base_s=_env_float(env, "KALLGLOT_STREAM_RETRY_BASE_S", 1.0),
             stream_buffer_ms=buffer_ms,
             media_timeout_s=_env_float(env, "KALLGLOT_MEDIA_TIMEOUT_S", 60.0),
+            node_id=settings.node_name,
         )
 
 
@@ -213,7 +216,7 @@ class CallSession:
             self._resume()
             return
         try:
-            self.admission = admit(self.store, self.channel)
+            self.admission = admit(self.store, self.channel, node_id=self.config.node_id)
         except Exception:
             # The store is unusable (e.g. locked past its busy timeout): a temporary failure.
             log.exception("call %s: admission failed", self.channel.call_uuid)

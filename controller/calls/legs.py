@@ -112,12 +112,21 @@ def end_leg(store: Store, call_uuid: str, *, hangup_cause: str, sip_code: int | 
     return LegEnded(leg["id"], leg["session_id"], call_uuid, session_ended)
 
 
-def live_legs_older_than(store: Store, cutoff: float) -> list[tuple[str, str]]:
-    """(leg id, call uuid) of live legs created before ``cutoff``."""
-    rows = store.query(
-        "SELECT id, call_uuid FROM call_legs WHERE ended_at IS NULL AND created_at < ? ORDER BY created_at",
-        (cutoff,),
-    )
+def live_legs_older_than(store: Store, cutoff: float, node_id: str | None = None) -> list[tuple[str, str]]:
+    """(leg id, call uuid) of live legs created before ``cutoff``; with ``node_id``, only that
+    node's legs and those no node holds (other nodes' calls are not in this FreeSWITCH)."""
+    if node_id is None:
+        rows = store.query(
+            "SELECT id, call_uuid FROM call_legs WHERE ended_at IS NULL AND created_at < ?"
+            " ORDER BY created_at",
+            (cutoff,),
+        )
+    else:
+        rows = store.query(
+            "SELECT id, call_uuid FROM call_legs WHERE ended_at IS NULL AND created_at < ?"
+            " AND (node_id = ? OR node_id IS NULL) ORDER BY created_at",
+            (cutoff, node_id),
+        )
     return [(r["id"], r["call_uuid"]) for r in rows]
 
 
@@ -143,15 +152,16 @@ def live_uuids_from_show_calls(reply: str) -> set[str]:
 
 
 def reconcile(store: Store, live_uuids: Iterable[str], *, now: float | None = None,
-              grace_s: float = 2.0) -> list[LegEnded]:
+              grace_s: float = 2.0, node_id: str | None = None) -> list[LegEnded]:
     """End live legs FreeSWITCH no longer has, so no call slot leaks (after a crash or lost events).
 
     Only legs older than ``grace_s`` are considered: ``show calls`` lags new channels (~200 ms).
+    With ``node_id`` only legs of that node (or of none) are: ``live_uuids`` is one FreeSWITCH's.
     """
     now = time.time() if now is None else now
     live = set(live_uuids)
     ended: list[LegEnded] = []
-    for leg_id, call_uuid in live_legs_older_than(store, now - grace_s):
+    for leg_id, call_uuid in live_legs_older_than(store, now - grace_s, node_id):
         if call_uuid in live:
             continue
         result = end_leg(store, call_uuid, hangup_cause="LOST_CHANNEL", now=now, end_reason="reconciled",
@@ -185,8 +195,9 @@ class DialReservation:
 
 
 def reserve_outbound_leg(store: Store, org_id: str, session_id: str, role: str | None, to: str,
-                         *, now: float | None = None) -> DialReservation:
-    """Write a ``dialing`` leg for an outbound call, under the same rules and cap as admission."""
+                         *, now: float | None = None, node_id: str | None = None) -> DialReservation:
+    """Write a ``dialing`` leg for an outbound call, under the same rules and cap as admission,
+    held by ``node_id`` (the node whose FreeSWITCH originates it)."""
     now = time.time() if now is None else now
     if role is not None and role not in ROLES:
         raise DialError(422, "invalid_role", "role must be customer or agent", "role")
@@ -220,8 +231,8 @@ def reserve_outbound_leg(store: Store, org_id: str, session_id: str, role: str |
         call_uuid = str(uuid.uuid4())
         conn.execute(
             """INSERT INTO call_legs (id, session_id, org_id, call_uuid, role, direction, status,
-                                      remote, created_at)
-               VALUES (?, ?, ?, ?, ?, 'outbound', 'dialing', ?, ?)""",
-            (leg_id, session_id, org_id, call_uuid, role, to, now),
+                                      remote, created_at, node_id)
+               VALUES (?, ?, ?, ?, ?, 'outbound', 'dialing', ?, ?, ?)""",
+            (leg_id, session_id, org_id, call_uuid, role, to, now, node_id),
         )
     return DialReservation(leg_id, call_uuid, session_id, role, session["connection_id"])

@@ -28,6 +28,7 @@ import gevent.event
 from controller.calls.adoption import adopt_parked_calls
 from controller.calls.call_handler import CallConfig, CallSession
 from controller.calls.legs import live_uuids_from_show_calls, reconcile
+from controller.cluster import NodeAgent, NodeInfo
 from controller.esl.connection import EslCommandError, EslError
 from controller.esl.inbound import InboundClient
 from controller.esl.outbound import OutboundCall, OutboundServer
@@ -84,6 +85,12 @@ class ControllerService:
         self.sessions: dict[str, CallSession] = {}  # call uuid -> the call this process drives
         self._pass_soon = gevent.event.Event()  # run a reconcile/adopt pass now, not at the interval
         self.sip_auth = SipAuthWatcher(store)  # FreeSWITCH's digest challenges/failures → metrics
+        self.node_id = settings.node_name
+        self.node_agent = NodeAgent(
+            store, NodeInfo(self.node_id, f"{settings.esl_host}:{settings.esl_port}",
+                            settings.node_sip_address, settings.node_region),
+            heartbeat_s=settings.node_heartbeat_s, dead_after_s=settings.node_dead_after_s)
+        self._node_greenlet: gevent.Greenlet | None = None
 
     def _on_call(self, call: OutboundCall) -> None:
         self.active_calls += 1
@@ -103,7 +110,9 @@ class ControllerService:
                 self._pass_soon.set()  # the call parks in FreeSWITCH: take it back at once
 
     def start(self) -> tuple[str, int]:
+        self.node_agent.start()
         self.server.start()
+        self._node_greenlet = gevent.spawn(self.node_agent.run, self._stopping)
         self._inbound_greenlet = gevent.spawn(self._inbound_loop)
         return self.server.address
 
@@ -123,6 +132,9 @@ class ControllerService:
             self._inbound.close()
         if self._inbound_greenlet is not None:
             self._inbound_greenlet.join(timeout=5)
+        if self._node_greenlet is not None:
+            self._node_greenlet.join(timeout=5)
+        self.node_agent.stop()
         self._stopped.set()
 
     def wait(self) -> None:
@@ -177,7 +189,9 @@ class ControllerService:
             log.warning(json.dumps({"event": "reconcile_skipped", "error": str(exc)}, separators=(",", ":")))
             return 0
         now = time.time()
-        ended = reconcile(self.store, live, now=now, grace_s=self.reconcile_config.grace_s)
+        # Only this node's legs: other nodes' calls are not in this FreeSWITCH's list.
+        ended = reconcile(self.store, live, now=now, grace_s=self.reconcile_config.grace_s,
+                          node_id=self.node_id)
         adoption = None
         if not self._stopping.is_set():
             adoption = adopt_parked_calls(self.store, lambda cmd: client.api(cmd, timeout=10.0), live,

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import secrets
-import sqlite3
 from dataclasses import dataclass
 
 from controller.domain.errors import DomainError, NotFound
 from controller.domain.timeutil import iso, now
 from controller.ids import new_id
-from controller.store import Store
+from controller.store import IntegrityError, Store
 
 
 @dataclass(frozen=True)
@@ -43,13 +42,17 @@ def create_organization(store: Store, name: str) -> Organization:
             (org.id, org.name, org.created_at),
         )
         for _ in range(5):  # a username collision is astronomically rare; retry anyway
+            # A savepoint: PostgreSQL aborts the whole transaction on a failed statement.
+            conn.execute("SAVEPOINT sip_username")
             try:
                 conn.execute(
                     "INSERT INTO sip_settings (org_id, username, updated_at) VALUES (?, ?, ?)",
                     (org.id, _new_sip_username(), org.created_at),
                 )
+                conn.execute("RELEASE SAVEPOINT sip_username")
                 break
-            except sqlite3.IntegrityError:
+            except IntegrityError:
+                conn.execute("ROLLBACK TO SAVEPOINT sip_username")
                 continue
         else:
             raise RuntimeError("could not generate a unique SIP username")

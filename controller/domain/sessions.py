@@ -312,7 +312,8 @@ def idle_session_ids(store: Store, *, at: float, idle_s: float = IDLE_TIMEOUT_S)
     """Open sessions whose last activity (max of created_at, last_audio_at) is older than ``idle_s``."""
     rows = store.query(
         "SELECT id FROM sessions WHERE status IN ('created','connecting','active')"
-        " AND MAX(created_at, COALESCE(last_audio_at, 0)) < ? ORDER BY created_at",
-        (at - idle_s,),
+        # max(a, b) < x as a < x AND b < x: two-argument MAX is SQLite's only (GREATEST elsewhere).
+        " AND created_at < ? AND COALESCE(last_audio_at, 0) < ? ORDER BY created_at",
+        (at - idle_s, at - idle_s),
     )
     return [r["id"] for r in rows]

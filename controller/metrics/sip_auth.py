@@ -19,7 +19,6 @@ dialled session or managed number, else "unknown". Usernames never become label 
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -31,7 +30,7 @@ from prometheus_client import Counter
 from controller.calls.admission import normalize_number
 from controller.ids import has_prefix
 from controller.metrics.registry import REGISTRY, UNKNOWN_ORG
-from controller.store import Store
+from controller.store import DatabaseError, Store
 
 log = logging.getLogger("kallglot.metrics.sip_auth")
 
@@ -105,7 +104,7 @@ class SipAuthWatcher:
                     "SELECT org_id FROM phone_numbers WHERE number = ? AND status = 'active'", (number,))
                 if row is not None:
                     return str(row["org_id"])
-        except sqlite3.Error as exc:  # a busy store must not stop the event handler
+        except DatabaseError as exc:  # a busy store must not stop the event handler
             log.warning("sip auth failure: organization lookup failed: %s", exc)
         return UNKNOWN_ORG
 

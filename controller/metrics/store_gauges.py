@@ -8,13 +8,12 @@ bookkeeping in call logic. ``kallglot_org_live_calls / kallglot_org_call_cap`` i
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Iterator
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from controller.store import Store
+from controller.store import DatabaseError, Store
 
 log = logging.getLogger("kallglot.metrics.store")
 
@@ -49,7 +48,7 @@ class OrgCallsCollector(Collector):
         live, cap = self._families()
         try:
             rows = self.store.query(ORG_CALLS_SQL)
-        except sqlite3.Error as exc:
+        except DatabaseError as exc:
             # A scrape must not fail for a busy store: the series are absent this time.
             log.warning("org call gauges skipped: %s", exc)
             rows = []

@@ -1,7 +1,10 @@
 """Versioned schema migrations. Append a new entry to upgrade; never edit a shipped one.
 
-The schema version lives in ``PRAGMA user_version``; each migration runs in one transaction
-together with the version bump, so a crash mid-upgrade leaves the previous version intact.
+One schema for both backends, written in the SQL both accept; on PostgreSQL ``REAL`` becomes
+``DOUBLE PRECISION`` and ``INTEGER`` ``BIGINT`` (controller/store/pg.py ``translate_ddl``). The
+schema version lives in ``PRAGMA user_version`` (SQLite) or the one-row table
+``kallglot_schema_version`` (PostgreSQL); each migration runs in one transaction together with
+the version bump, so a crash mid-upgrade leaves the previous version intact.
 JSON columns hold lists/objects serialized with ``json.dumps``; timestamps are unix seconds
 (REAL) unless named ``*_at_iso``.
 """
@@ -261,6 +264,27 @@ MIGRATIONS: list[tuple[int, str]] = [
             expires_at INTEGER NOT NULL
         );
         CREATE INDEX portal_sessions_expires ON portal_sessions(expires_at);
+        """,
+    ),
+    (
+        6,
+        """
+        -- The controller nodes sharing this store, one per FreeSWITCH (controller/cluster/):
+        -- each registers on start and heartbeats; a node silent for KALLGLOT_NODE_DEAD_AFTER_S
+        -- is declared dead by a live one, which ends its legs (frees their call slots).
+        CREATE TABLE nodes (
+            id TEXT PRIMARY KEY,                -- KALLGLOT_NODE_ID (default: the ESL address)
+            esl_address TEXT NOT NULL,          -- host:port of its FreeSWITCH's event socket
+            sip_address TEXT,                   -- where SIP reaches its FreeSWITCH
+            region TEXT,
+            state TEXT NOT NULL,                -- up | stopped | dead
+            started_at REAL NOT NULL,
+            last_heartbeat REAL NOT NULL
+        );
+        -- Which node's FreeSWITCH carries the leg; reconciliation only ends its own node's legs.
+        -- NULL: written before nodes existed (or by a single-node tool): any node may reconcile it.
+        ALTER TABLE call_legs ADD COLUMN node_id TEXT;
+        CREATE INDEX call_legs_node_live ON call_legs(node_id, ended_at);
         """,
     ),
 ]

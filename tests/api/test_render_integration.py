@@ -42,7 +42,7 @@ def test_api_settings_render_for_freeswitch(api: ApiServer, tmp_path: Path) -> N
     api.call("POST", "/v1/phone_numbers", org, body={"number": "+4930555000", "connection_id": con["id"]})
 
     out = tmp_path / "rendered"
-    env = {**os.environ, "KALLGLOT_DB": str(api.store.path), "KALLGLOT_SIP_DOMAIN": SIP_DOMAIN}
+    env = {**os.environ, "KALLGLOT_DB": str(api.store.target), "KALLGLOT_SIP_DOMAIN": SIP_DOMAIN}
     res = subprocess.run(
         [str(KALLGLOT), "render", "--out", str(out)],
         capture_output=True,

@@ -1,4 +1,4 @@
-"""Every admission outcome of DESIGN.md §3 on a real SQLite store."""
+"""Every admission outcome of DESIGN.md §3 on a real store: SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -18,6 +18,12 @@ from tests.calls.factories import (
     sip_channel,
     sip_username,
 )
+
+
+@pytest.fixture
+def store(any_store: Store) -> Store:
+    """Every test here runs on both backends (tests/conftest.py ``any_store``)."""
+    return any_store
 
 
 def _admit_sip(store: Store, org_id: str, dest: str, **kw: object) -> Admitted | Rejected:

@@ -1,4 +1,5 @@
-"""The call cap under concurrency, long runs, and reconciliation after a controller crash."""
+"""The call cap under concurrency, long runs, and reconciliation after a controller crash, on
+SQLite and PostgreSQL (``store_target`` / ``any_store`` in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ from tests.calls.factories import live_leg_count, make_org, make_session, sip_ch
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_burst_of_50_across_processes_admits_exactly_the_cap(tmp_path: Path) -> None:
-    db = tmp_path / "k.db"
+def test_burst_of_50_across_processes_admits_exactly_the_cap(store_target: Path | str) -> None:
+    db = store_target
     store = open_store(db)
     org = make_org(store, cap=5)
     user = sip_username(store, org)
@@ -41,7 +42,8 @@ def test_burst_of_50_across_processes_admits_exactly_the_cap(tmp_path: Path) -> 
     store.close()
 
 
-def test_2000_admit_hangup_cycles_never_exceed_cap_and_leave_no_live_leg(store: Store) -> None:
+def test_2000_admit_hangup_cycles_never_exceed_cap_and_leave_no_live_leg(any_store: Store) -> None:
+    store = any_store
     rng = random.Random(20261121)
     cap = 4
     org = make_org(store, cap=cap)
@@ -81,8 +83,8 @@ def test_2000_admit_hangup_cycles_never_exceed_cap_and_leave_no_live_leg(store: 
     assert open_sessions is not None and open_sessions[0] == 0
 
 
-def test_reconcile_after_kill_9_frees_the_slots(tmp_path: Path) -> None:
-    db = tmp_path / "k.db"
+def test_reconcile_after_kill_9_frees_the_slots(store_target: Path | str) -> None:
+    db = store_target
     store = open_store(db)
     org = make_org(store, cap=3)
     user = sip_username(store, org)

@@ -18,7 +18,7 @@ ALL = ["session.created", "session.started", "transcript.segment"]
 
 
 def _events(store: Store) -> list[dict[str, object]]:
-    rows = store.query("SELECT body FROM webhook_events ORDER BY rowid")
+    rows = store.query("SELECT body FROM webhook_events ORDER BY created_at, id")
     return [json.loads(r["body"]) for r in rows]
 
 
