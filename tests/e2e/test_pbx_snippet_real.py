@@ -118,16 +118,31 @@ def _start_pbx(prefix: Path, workdir: Path, gateway_xml: str) -> tuple[Pbx, subp
     log = (workdir / "console.log").open("wb")
     proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     pbx = Pbx(esl_port)
-    deadline = time.monotonic() + 60
-    while True:
-        assert proc.poll() is None, (workdir / "console.log").read_text(errors="replace")[-3000:]
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, (workdir / "console.log").read_text(errors="replace")[-3000:]
+            try:
+                if "is ready" in pbx.api("status", timeout=2):
+                    return pbx, proc
+            except (OSError, EslError):  # not listening yet
+                pass
+            assert time.monotonic() < deadline, "the PBX FreeSWITCH did not become ready"
+            time.sleep(0.3)
+    except BaseException:
+        _stop(proc)
+        raise
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """The PBX switch this test started, and only it."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
         try:
-            if "is ready" in pbx.api("status", timeout=2):
-                return pbx, proc
-        except (OSError, EslError):  # not listening yet
-            pass
-        assert time.monotonic() < deadline, "the PBX FreeSWITCH did not become ready"
-        time.sleep(0.3)
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
 
 
 def test_pasted_freeswitch_gateway_reaches_a_session(stack: DemoStack, tmp_path: Path) -> None:
@@ -156,9 +171,4 @@ def test_pasted_freeswitch_gateway_reaches_a_session(stack: DemoStack, tmp_path:
         assert stack.api_ok("GET", f"/v1/sessions/{sid}", key=key)["status"] in ("connecting", "active")
         pbx.api(f"uuid_kill {uuid}")
     finally:
-        proc.send_signal(signal.SIGTERM)  # the PBX switch this test started
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        _stop(proc)
