@@ -107,6 +107,9 @@ def cli_render(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps({"error": body}), file=sys.stderr)
         return 1
     written = write_files(files, out)
+    stale = out / "tls.cfg"
+    if not k.tls and stale.exists():  # TLS turned off: no file may suggest it is still configured
+        stale.unlink()
     summary: dict[str, Any] = {
         "files": [str(p) for p in written],
         "nodes": [{"name": n.name, "sip_address": n.sip_address, "region": n.region, "state": n.state}
