@@ -12,8 +12,10 @@ repetition loop) is redone the classic way: 30 s window, faster-whisper's temper
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -28,10 +30,11 @@ CONFIDENT_DETECTION = 0.9
 # more in CJK), small enough that a greedy repetition loop ends quickly.
 BASE_TOKENS = 32
 TOKENS_PER_SECOND = 12
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 FRAMES_PER_SECOND = 100  # Whisper's mel frames (10 ms hop)
 FULL_WINDOW_FRAMES = 3000  # 30 s
 # Silence after the utterance in a fitted window: without some, Whisper tends to drop or
-# hallucinate the last word (measured: 0.5 s and 1 s give the 30 s window's transcripts).
+# hallucinate the last word, or loop (measured: 1 s gives the 30 s window's transcripts).
 WINDOW_MARGIN_S = 1.0
 # faster-whisper's own thresholds for "this decode failed" (its temperature fallback uses them).
 POOR_AVG_LOGPROB = -1.0
@@ -182,11 +185,16 @@ class WhisperASR:
         self.load()
         model = self._model
         extractor = model.feature_extractor  # type: ignore[attr-defined]
-        features = extractor(audio)[..., :-1][..., : extractor.nb_max_frames]
         frames = FULL_WINDOW_FRAMES
         if fitted:
-            wanted = features.shape[-1] + int(WINDOW_MARGIN_S * FRAMES_PER_SECOND)
-            frames = min(FULL_WINDOW_FRAMES, wanted + wanted % 2)  # the encoder's stride is 2
+            # The margin is digital silence added to the audio, i.e. the log-mel floor; padding
+            # the features with zeros instead (as pad_or_trim does) reads as a mid-level hum and
+            # sends the decoder into loops ("I I I I …") on utterances that end on speech.
+            margin = int(WINDOW_MARGIN_S * WHISPER_RATE)
+            features = extractor(audio, padding=margin + 160)[..., :-1][..., : extractor.nb_max_frames]
+            frames = min(FULL_WINDOW_FRAMES, features.shape[-1] + features.shape[-1] % 2)  # stride 2
+        else:
+            features = extractor(audio)[..., :-1][..., : extractor.nb_max_frames]
         encoded = model.encode(pad_or_trim(features, frames))  # type: ignore[attr-defined]
         if language is None:
             results = model.model.detect_language(encoded)[0]  # type: ignore[attr-defined]
@@ -215,13 +223,17 @@ class WhisperASR:
 
 
 def _looks_poor(text: str, score: float) -> bool:
-    """faster-whisper's failure tests: ``score`` is CTranslate2's length-normalised log
-    probability; a high compression ratio means a repetition loop."""
+    """faster-whisper's failure tests (``score`` is CTranslate2's length-normalised log
+    probability; a high compression ratio means a repetition loop), plus a sentence said twice
+    in a row, the short loop a fitted window's translate task falls into and the ratio misses."""
     from faster_whisper.transcribe import get_compression_ratio
 
     if not text:
         return False  # silence or noise: an empty result is an answer, not a failure
-    return score < POOR_AVG_LOGPROB or get_compression_ratio(text) > POOR_COMPRESSION_RATIO
+    if score < POOR_AVG_LOGPROB or get_compression_ratio(text) > POOR_COMPRESSION_RATIO:
+        return True
+    sentences = [s.strip().lower() for s in _SENTENCE_END.split(text) if s.strip()]
+    return any(a == b for a, b in pairwise(sentences))
 
 
 def _suppressed(tokenizer: object) -> list[int]:
