@@ -33,6 +33,7 @@ from media_bridge.models.installed import resolve_whisper_model
 from media_bridge.models.translators import ct2_chain, pulled_piper_voices
 from media_bridge.translation_paths import TranslationPath, plan_path
 
+WARM_APERTIUM_PAIRS = 8  # pipelines started with the engine; further pairs start on first use
 MAX_CHUNK_S = 10.0  # docs/media-wire.md: one message per sentence, at most ~10 s each
 _SENTENCE_END = re.compile(r"(?<=[.!?…;])\s+")
 
@@ -78,10 +79,15 @@ class OfflineEngine(Engine):
 
     def warm_up(self) -> None:
         self.asr.load()
+        # Apertium's pipelines load their dictionaries at start (≈0.2 s each): not on a caller's turn.
+        self.apertium.warm_up(sorted(apertium_pairs())[:WARM_APERTIUM_PAIRS])
         if self.ct2 is not None:
             self.ct2.load()
         for tts in self.piper_voices.values():
             tts.load()
+
+    def close(self) -> None:
+        self.apertium.close()
 
     def source_candidates(self, target: str | None) -> frozenset[str]:
         """Languages worth detecting: those translatable into ``target`` (any target when unknown)."""
