@@ -92,7 +92,9 @@ async def dial(request: web.Request) -> web.Response:
     try:
         leg: DialReservation = await in_thread(
             reserve_outbound_leg, store, org, session_id, body.role, body.to,
-            node_id=request.app[SETTINGS_KEY].node_name)
+            # Only an explicit KALLGLOT_NODE_ID: otherwise the leg is unowned until the node
+            # that answers it takes it, so any controller reconciles it as before nodes existed.
+            node_id=request.app[SETTINGS_KEY].node_id or None)
     except DialError as exc:
         raise DomainError(exc.status, exc.code, exc.message, param=exc.param) from None
     try:

@@ -112,9 +112,11 @@ def end_leg(store: Store, call_uuid: str, *, hangup_cause: str, sip_code: int | 
     return LegEnded(leg["id"], leg["session_id"], call_uuid, session_ended)
 
 
-def live_legs_older_than(store: Store, cutoff: float, node_id: str | None = None) -> list[tuple[str, str]]:
+def live_legs_older_than(store: Store, cutoff: float, node_id: str | None = None, *,
+                         include_unowned: bool = True) -> list[tuple[str, str]]:
     """(leg id, call uuid) of live legs created before ``cutoff``; with ``node_id``, only that
-    node's legs and those no node holds (other nodes' calls are not in this FreeSWITCH)."""
+    node's legs and (``include_unowned``) those no node holds: other nodes' calls are not in
+    this FreeSWITCH."""
     if node_id is None:
         rows = store.query(
             "SELECT id, call_uuid FROM call_legs WHERE ended_at IS NULL AND created_at < ?"
@@ -124,8 +126,8 @@ def live_legs_older_than(store: Store, cutoff: float, node_id: str | None = None
     else:
         rows = store.query(
             "SELECT id, call_uuid FROM call_legs WHERE ended_at IS NULL AND created_at < ?"
-            " AND (node_id = ? OR node_id IS NULL) ORDER BY created_at",
-            (cutoff, node_id),
+            " AND (node_id = ? OR (? = 1 AND node_id IS NULL)) ORDER BY created_at",
+            (cutoff, node_id, include_unowned),
         )
     return [(r["id"], r["call_uuid"]) for r in rows]
 
@@ -152,16 +154,19 @@ def live_uuids_from_show_calls(reply: str) -> set[str]:
 
 
 def reconcile(store: Store, live_uuids: Iterable[str], *, now: float | None = None,
-              grace_s: float = 2.0, node_id: str | None = None) -> list[LegEnded]:
+              grace_s: float = 2.0, node_id: str | None = None,
+              include_unowned: bool = True) -> list[LegEnded]:
     """End live legs FreeSWITCH no longer has, so no call slot leaks (after a crash or lost events).
 
     Only legs older than ``grace_s`` are considered: ``show calls`` lags new channels (~200 ms).
-    With ``node_id`` only legs of that node (or of none) are: ``live_uuids`` is one FreeSWITCH's.
+    With ``node_id`` only legs of that node (and, ``include_unowned``, of none) are:
+    ``live_uuids`` is one FreeSWITCH's.
     """
     now = time.time() if now is None else now
     live = set(live_uuids)
     ended: list[LegEnded] = []
-    for leg_id, call_uuid in live_legs_older_than(store, now - grace_s, node_id):
+    for leg_id, call_uuid in live_legs_older_than(store, now - grace_s, node_id,
+                                                  include_unowned=include_unowned):
         if call_uuid in live:
             continue
         result = end_leg(store, call_uuid, hangup_cause="LOST_CHANNEL", now=now, end_reason="reconciled",

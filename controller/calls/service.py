@@ -89,7 +89,8 @@ class ControllerService:
         self.node_agent = NodeAgent(
             store, NodeInfo(self.node_id, f"{settings.esl_host}:{settings.esl_port}",
                             settings.node_sip_address, settings.node_region),
-            heartbeat_s=settings.node_heartbeat_s, dead_after_s=settings.node_dead_after_s)
+            heartbeat_s=settings.node_heartbeat_s, dead_after_s=settings.node_dead_after_s,
+            probe=self._probe_freeswitch)
         self._node_greenlet: gevent.Greenlet | None = None
 
     def _on_call(self, call: OutboundCall) -> None:
@@ -180,6 +181,21 @@ class ControllerService:
         except EslCommandError as exc:  # calls still work; only the auth counters stay at zero
             log.warning(json.dumps({"event": "sip_auth_events_refused", "error": str(exc)},
                                    separators=(",", ":")))
+
+    def _probe_freeswitch(self, esl_address: str) -> set[str] | None:
+        """The calls a silent node's FreeSWITCH still has (its controller is gone, its calls may
+        not be), or None when it cannot be asked. Nodes share KALLGLOT_ESL_PASSWORD."""
+        host, _, port = esl_address.rpartition(":")
+        try:
+            client = InboundClient.connect(host, int(port), self.settings.esl_password, timeout=2.0)
+        except (EslError, ValueError):
+            return None
+        try:
+            return live_uuids_from_show_calls(client.api("show calls as json", timeout=5.0))
+        except (EslError, ValueError):
+            return None
+        finally:
+            client.close()
 
     def reconcile_once(self, client: InboundClient) -> int:
         reply = client.api("show calls as json", timeout=10.0)

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from controller.cluster.nodes import NodeInfo, heartbeat, mark_stopped, reclaim_dead_nodes, register
+from controller.cluster.nodes import NodeInfo, Probe, heartbeat, mark_stopped, reclaim_dead_nodes, register
 from controller.store import DatabaseError, Store
 
 log = logging.getLogger("kallglot.cluster")
@@ -23,12 +23,13 @@ class NodeAgent:
     pass. A store error is logged and retried at the next beat: the node's calls go on."""
 
     def __init__(self, store: Store, node: NodeInfo, *, heartbeat_s: float, dead_after_s: float,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, probe: Probe | None = None) -> None:
         self.store = store
         self.node = node
         self.heartbeat_s = heartbeat_s
         self.dead_after_s = dead_after_s
         self.clock = clock
+        self.probe = probe  # asks a silent node's FreeSWITCH for its calls (controller: over ESL)
         self.beats = 0
 
     def start(self) -> None:
@@ -42,7 +43,8 @@ class NodeAgent:
                                     "node_id": self.node.id}, separators=(",", ":")))
             if state is None:
                 register(self.store, self.node, now=self.clock())
-        reclaim_dead_nodes(self.store, by_node=self.node.id, dead_after_s=self.dead_after_s, now=self.clock())
+        reclaim_dead_nodes(self.store, by_node=self.node.id, dead_after_s=self.dead_after_s, now=self.clock(),
+                           probe=self.probe)
         self.beats += 1
 
     def run(self, stopping: _Stop) -> None:

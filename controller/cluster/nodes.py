@@ -3,9 +3,12 @@
 A node is one FreeSWITCH and its controller. It registers on start, heartbeats every
 ``KALLGLOT_NODE_HEARTBEAT_S`` and is marked ``stopped`` on a graceful exit (its parked calls
 wait for the next controller of the same node). A node whose last heartbeat is older than
-``KALLGLOT_NODE_DEAD_AFTER_S`` — whatever its state — is declared ``dead`` by a live node, which
-ends its live legs (``hangup_cause`` NODE_LOST): their call slots are free again. Never sooner:
-the cutoff is measured from the dead node's own last heartbeat.
+``KALLGLOT_NODE_DEAD_AFTER_S`` — whatever its state — is *silent*. A live node then asks the
+silent node's FreeSWITCH (its recorded ESL address) for its calls: calls outlive their
+controller (parked), so while that FreeSWITCH answers, the legs it lists keep their slots and
+only those it no longer has are ended (``LOST_CHANNEL``). When it does not answer either, the
+node is declared ``dead`` and all its live legs are ended (``NODE_LOST``). Never sooner than
+the window: the cutoff is measured from the silent node's own last heartbeat.
 """
 
 from __future__ import annotations
@@ -13,14 +16,18 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from controller.calls.legs import LegEnded, end_leg
+from controller.calls.legs import LegEnded, end_leg, reconcile
 from controller.store import Store
 
 log = logging.getLogger("kallglot.cluster")
 
 NODE_LOST_CAUSE = "NODE_LOST"
+
+# ESL address → the uuids its FreeSWITCH lists now, or None when it cannot be asked.
+Probe = Callable[[str], set[str] | None]
 
 
 @dataclass(frozen=True)
@@ -91,25 +98,43 @@ def list_nodes(store: Store) -> list[NodeRow]:
                     float(r["started_at"]), float(r["last_heartbeat"])) for r in rows]
 
 
-def reclaim_dead_nodes(store: Store, *, by_node: str, dead_after_s: float,
-                       now: float | None = None) -> list[Reclaimed]:
-    """Declare dead every other node silent for ``dead_after_s`` and end its live legs.
+def reclaim_dead_nodes(store: Store, *, by_node: str, dead_after_s: float, now: float | None = None,
+                       probe: Probe | None = None, grace_s: float = 2.0) -> list[Reclaimed]:
+    """Free the slots of every other node silent for ``dead_after_s``.
 
-    Marking a node dead is one conditional UPDATE, so of several live nodes exactly one claims
-    it. Legs of nodes already ``dead`` are ended too: a reclaimer that died half-way leaves
-    nothing behind for long.
+    With ``probe``, a silent node whose FreeSWITCH still answers keeps the legs it lists (only
+    the others end); without one, or when it does not answer, the node is declared dead and all
+    its live legs end. Marking a node dead is one conditional UPDATE, so of several live nodes
+    exactly one claims it. Legs of nodes already ``dead`` are ended too: a reclaimer that died
+    half-way leaves nothing behind for long.
     """
     now = time.time() if now is None else now
     cutoff = now - dead_after_s
+    silent = store.query(
+        "SELECT id, esl_address, last_heartbeat FROM nodes WHERE state != 'dead' AND last_heartbeat < ?"
+        " AND id != ?", (cutoff, by_node))
+    out: list[Reclaimed] = []
+    unreachable = []
+    for row in silent:
+        # Outside any transaction: asking a FreeSWITCH takes network time.
+        live = probe(str(row["esl_address"])) if probe is not None else None
+        if live is None:
+            unreachable.append(row)
+            continue
+        ended = reconcile(store, live, now=now, grace_s=grace_s, node_id=str(row["id"]),
+                          include_unowned=False)
+        for leg in ended:
+            _log("leg_reclaimed", node_id=row["id"], call_uuid=leg.call_uuid, leg_id=leg.leg_id,
+                 session_id=leg.session_id, by_node=by_node, cause="LOST_CHANNEL")
+        if ended:
+            out.append(Reclaimed(str(row["id"]), float(row["last_heartbeat"]), tuple(ended)))
     with store.transaction() as conn:
-        silent = conn.execute(
-            "SELECT id, last_heartbeat FROM nodes WHERE state != 'dead' AND last_heartbeat < ? AND id != ?",
-            (cutoff, by_node)).fetchall()
-        for row in silent:
-            conn.execute("UPDATE nodes SET state = 'dead' WHERE id = ? AND last_heartbeat < ?",
-                         (row["id"], cutoff))
-            _log("node_declared_dead", node_id=row["id"], by_node=by_node,
-                 silent_s=round(now - float(row["last_heartbeat"]), 3))
+        for row in unreachable:
+            claimed = conn.execute("UPDATE nodes SET state = 'dead' WHERE id = ? AND state != 'dead'"
+                                   " AND last_heartbeat < ?", (row["id"], cutoff)).rowcount
+            if claimed:
+                _log("node_declared_dead", node_id=row["id"], by_node=by_node,
+                     silent_s=round(now - float(row["last_heartbeat"]), 3), freeswitch_answered=False)
         dead_legs = conn.execute(
             "SELECT l.call_uuid, n.id AS node_id, n.last_heartbeat FROM call_legs l"
             " JOIN nodes n ON n.id = l.node_id"
@@ -126,8 +151,8 @@ def reclaim_dead_nodes(store: Store, *, by_node: str, dead_after_s: float,
         if ended is not None:
             entry[1].append(ended)
             _log("leg_reclaimed", node_id=leg["node_id"], call_uuid=leg["call_uuid"], leg_id=ended.leg_id,
-                 session_id=ended.session_id, by_node=by_node)
-    return [Reclaimed(node_id, last, tuple(legs)) for node_id, (last, legs) in by_dead.items()]
+                 session_id=ended.session_id, by_node=by_node, cause=NODE_LOST_CAUSE)
+    return out + [Reclaimed(node_id, last, tuple(legs)) for node_id, (last, legs) in by_dead.items()]
 
 
 def _log(event: str, **fields: object) -> None:

@@ -131,3 +131,33 @@ def test_agent_beats_reclaims_and_survives_a_store_error(store: Store) -> None:
     store.conn.execute("DROP TABLE nodes")  # every beat now fails; the loop logs and goes on
     agent.run(Stop())
     assert agent.beats == 1
+
+
+def test_a_silent_node_whose_freeswitch_answers_keeps_the_calls_it_still_has(store: Store) -> None:
+    """The controller is gone but its FreeSWITCH is not: calls outlive their controller
+    (parked), so the slots of the calls it lists stay taken; the others are freed."""
+    org = make_org(store, cap=5)
+    register(store, NodeInfo("fs-a", "10.0.0.1:8021"), now=T0)
+    _admit(store, org, "fs-a", "a-up", T0)
+    _admit(store, org, "fs-a", "a-gone", T0)
+    asked: list[str] = []
+
+    def probe(address: str) -> set[str] | None:
+        asked.append(address)
+        return {"a-up"}
+
+    assert reclaim_dead_nodes(store, by_node="fs-b", dead_after_s=DEAD_AFTER, now=T0 + 29, probe=probe) == []
+    assert asked == []  # not silent yet: not even asked
+    [reclaimed] = reclaim_dead_nodes(store, by_node="fs-b", dead_after_s=DEAD_AFTER, now=T0 + 31, probe=probe)
+    assert asked == ["10.0.0.1:8021"]
+    assert [leg.call_uuid for leg in reclaimed.legs] == ["a-gone"]
+    row = store.query_one("SELECT hangup_cause FROM call_legs WHERE call_uuid = 'a-gone'")
+    assert row["hangup_cause"] == "LOST_CHANNEL"
+    assert live_leg_count(store, org) == 1
+    assert [n.state for n in list_nodes(store)] == ["up"]  # not dead: its FreeSWITCH answers
+    # Once its FreeSWITCH stops answering too, the node is dead and the last slot is freed.
+    [reclaimed] = reclaim_dead_nodes(store, by_node="fs-b", dead_after_s=DEAD_AFTER, now=T0 + 40,
+                                     probe=lambda address: None)
+    assert [leg.call_uuid for leg in reclaimed.legs] == ["a-up"]
+    assert live_leg_count(store, org) == 0
+    assert [n.state for n in list_nodes(store)] == ["dead"]
