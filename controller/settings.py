@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 
 class SettingsError(ValueError):
@@ -54,6 +56,53 @@ def parse_retry_schedule(raw: str) -> tuple[float, ...]:
     return delays
 
 
+# DESIGN.md §3: a session's region is one of these; each may have its own pool of bridges.
+REGIONS: tuple[str, ...] = ("eu", "us", "ap")
+# mod_audio_stream accepts only letters, digits, '-' and '.' in the URL's host part.
+_BRIDGE_HOST = re.compile(r"[A-Za-z0-9.-]+")
+
+
+def parse_bridge_url(url: str, variable: str = "KALLGLOT_BRIDGE_URL") -> str:
+    """One bridge base URL (``ws[s]://host[:port][/prefix]``), without a trailing slash."""
+    parts = urlsplit(url)
+    try:
+        port_ok = parts.port is None or 0 < parts.port <= 65535
+    except ValueError:
+        port_ok = False
+    if parts.scheme not in ("ws", "wss") or not parts.hostname or not port_ok \
+            or not _BRIDGE_HOST.fullmatch(parts.hostname) or parts.query or parts.fragment:
+        raise SettingsError(
+            f"{variable}: {url[:80]!r} is not a ws:// or wss:// URL whose host has only letters, digits, "
+            "'-' and '.'")
+    return url.rstrip("/")
+
+
+def parse_bridge_pools(raw: str) -> dict[str, tuple[str, ...]]:
+    """``KALLGLOT_BRIDGE_POOLS`` ("eu=ws://a:8765,ws://b:8765;us=ws://c:8765") → region → bridge
+    URLs in the order given; "" → {} (KALLGLOT_BRIDGE_URL serves every region)."""
+    pools: dict[str, tuple[str, ...]] = {}
+    for entry in (e.strip() for e in raw.split(";")):
+        if not entry:
+            continue
+        region, sep, urls = entry.partition("=")
+        region = region.strip().lower()
+        if not sep or region not in REGIONS:
+            raise SettingsError(
+                f"KALLGLOT_BRIDGE_POOLS: {entry[:80]!r} must be <region>=<ws url>[,<ws url>...] "
+                f"with a region of {', '.join(REGIONS)}")
+        if region in pools:
+            raise SettingsError(f"KALLGLOT_BRIDGE_POOLS names region {region} twice")
+        bridges = tuple(dict.fromkeys(
+            parse_bridge_url(u.strip(), "KALLGLOT_BRIDGE_POOLS") for u in urls.split(",") if u.strip()))
+        if not bridges:
+            raise SettingsError(f"KALLGLOT_BRIDGE_POOLS: region {region} lists no bridge URL")
+        pools[region] = bridges
+    if raw.strip() and not pools:
+        raise SettingsError("KALLGLOT_BRIDGE_POOLS must be <region>=<ws url>[,...][;<region>=...], got "
+                            f"{raw[:80]!r}")
+    return pools
+
+
 def _env_int(env: dict[str, str], name: str, default: int) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -91,6 +140,10 @@ class Settings:
     bridge_port: int = 8765
     # Base URL the controller hands to mod_audio_stream (host without underscores).
     bridge_url: str = "ws://127.0.0.1:8765"
+    # Bridges per session region (docs/controller.md "Bridge pools"); empty: bridge_url for all.
+    bridge_pools: str = ""
+    # How often the controller probes each pooled bridge's /healthz.
+    bridge_health_interval_s: float = 5.0
     fs_conf_dir: Path = Path("freeswitch-conf")
     sip_profile: str = "kallglot"
     tls_cert_dir: str = "/etc/freeswitch/tls"
@@ -168,6 +221,9 @@ class Settings:
             raise SettingsError("KALLGLOT_SIP_DOMAIN must be a host name")
         if not self.bridge_url.startswith(("ws://", "wss://")):
             raise SettingsError("KALLGLOT_BRIDGE_URL must start with ws:// or wss://")
+        parse_bridge_pools(self.bridge_pools)
+        if not 0 < self.bridge_health_interval_s <= 300:
+            raise SettingsError("KALLGLOT_BRIDGE_HEALTH_INTERVAL_S must be more than 0 and at most 300 (s)")
         if self.rtp_start_port > self.rtp_end_port:
             raise SettingsError("KALLGLOT_RTP_START_PORT must not exceed KALLGLOT_RTP_END_PORT")
         parse_sip_transports(self.sip_transports)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from controller import metrics
+from controller.bridges import BridgeRouter
 from controller.calls.admission import Admitted, Rejected, admit
 from controller.calls.adoption import has_audio_stream, is_adopted, resume_leg
 from controller.calls.channel import ChannelDataError, ChannelInfo
@@ -171,10 +172,14 @@ class CallSession:
     """Drives one call; ``run()`` returns when the call is over (the ESL layer then sends ``exit``)."""
 
     def __init__(self, sock: CallSocket, store: Store, config: CallConfig, *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, bridges: BridgeRouter | None = None) -> None:
         self.sock = sock
         self.store = store
         self.config = config
+        # Bridge pools per region (KALLGLOT_BRIDGE_POOLS); None: config.bridge_url for every call.
+        self.bridges = bridges
+        self.bridge_url: str | None = None if bridges is not None else config.bridge_url
+        self._reroute = False  # the next stream start asks the pools again (a re-start)
         self._clock = clock
         # The call reached us (its outbound socket is connected): call setup is timed from here.
         self._arrived = clock()
@@ -221,6 +226,8 @@ class CallSession:
             # The store is unusable (e.g. locked past its busy timeout): a temporary failure.
             log.exception("call %s: admission failed", self.channel.call_uuid)
             self.admission = Rejected(self.channel.call_uuid, 503, "admission error")
+        if isinstance(self.admission, Admitted) and self.bridges is not None:
+            self.admission = self._choose_bridge(self.admission)
         if isinstance(self.admission, Rejected):
             metrics.record_call_refused(self.admission.org_id, self.admission.sip_code)
             self._reject(self.admission)
@@ -233,6 +240,36 @@ class CallSession:
                 self._serve()
         finally:
             self._finish(self.admission)
+
+    # -- bridge pools --------------------------------------------------------------------------------
+    def _route(self, admitted: Admitted, previous: str | None = None) -> tuple[str, str | None]:
+        """(region, bridge URL or None) for this leg, from the session's stored bridge or a choice."""
+        assert self.bridges is not None
+        try:
+            route = self.bridges.route(admitted.session_id, admitted.leg_id)
+        except Exception:
+            log.exception("call %s: bridge choice failed", admitted.call_uuid)
+            return "", None
+        if route.url is not None and route.url != previous:
+            log.info(json.dumps({"event": "bridge_chosen", "call_uuid": admitted.call_uuid,
+                                 "session_id": admitted.session_id, "leg_id": admitted.leg_id,
+                                 "region": route.region, "bridge": route.url}, separators=(",", ":")))
+        return route.region, route.url
+
+    def _choose_bridge(self, admitted: Admitted) -> Admitted | Rejected:
+        """Before answer: the session's bridge, or — none healthy in its region — give the slot
+        back and refuse the call 503 (a caller hearing silence would be worse)."""
+        region, self.bridge_url = self._route(admitted)
+        if self.bridge_url is not None:
+            return admitted
+        end_leg(self.store, admitted.call_uuid, hangup_cause="NORMAL_TEMPORARY_FAILURE", sip_code=503)
+        assert self.bridges is not None
+        log.warning(json.dumps({"event": "call_refused_no_bridge", "call_uuid": admitted.call_uuid,
+                                "session_id": admitted.session_id, "leg_id": admitted.leg_id,
+                                "org_id": admitted.org_id, "region": region, "sip_code": 503,
+                                "bridges": self.bridges.pool.describe(region)}, separators=(",", ":")))
+        return Rejected(admitted.call_uuid, 503, f"no healthy bridge in region {region or 'unknown'}",
+                        admitted.org_id, admitted.session_id)
 
     # -- adoption and hand-over -------------------------------------------------------------------
     def _resume(self) -> None:
@@ -338,12 +375,20 @@ class CallSession:
 
     # -- stream ------------------------------------------------------------------------------------
     def _stream_url(self, admitted: Admitted) -> str:
-        return f"{self.config.bridge_url}/v1/media/{admitted.session_id}/{admitted.leg_id}"
+        return f"{self.bridge_url}/v1/media/{admitted.session_id}/{admitted.leg_id}"
 
     def _start_stream(self) -> None:
         admitted = self.admission
         assert isinstance(admitted, Admitted)
         self.stream_attempts += 1
+        if self.bridges is not None and (self.bridge_url is None or self._reroute):
+            # A re-start or an adopted call: the session's bridge may have moved or died.
+            self._reroute = False
+            region, url = self._route(admitted, previous=self.bridge_url)
+            self.bridge_url = url or self.bridge_url
+            if url is None:
+                self._stream_failed(f"no healthy bridge in region {region or 'unknown'}", kind="no_bridge")
+                return
         rate = "16k" if self.config.sample_rate == 16000 else "8k"
         meta = stream_metadata_arg(admitted.stream_metadata(self.config.sample_rate))
         reply = self._api(f"uuid_audio_stream {admitted.call_uuid} start {self._stream_url(admitted)} "
@@ -381,6 +426,7 @@ class CallSession:
         # `_0` again (audio_streamer_glue.cpp): queued paths are gone or would name new audio.
         if self.playback is not None:
             self.playback.forget_queued()
+        self._reroute = True
         self._start_stream()
 
     # -- the answered call ---------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import gevent
 import gevent.event
 
+from controller.bridges.runtime import BridgePools
 from controller.calls.adoption import adopt_parked_calls
 from controller.calls.call_handler import CallConfig, CallSession
 from controller.calls.legs import live_uuids_from_show_calls, reconcile
@@ -92,10 +93,14 @@ class ControllerService:
             heartbeat_s=settings.node_heartbeat_s, dead_after_s=settings.node_dead_after_s,
             probe=self._probe_freeswitch)
         self._node_greenlet: gevent.Greenlet | None = None
+        # KALLGLOT_BRIDGE_POOLS: each session's region picks a healthy bridge (controller/bridges).
+        self.bridge_pools = BridgePools.from_settings(settings, store)
+        self._bridge_greenlet: gevent.Greenlet | None = None
 
     def _on_call(self, call: OutboundCall) -> None:
         self.active_calls += 1
-        session = CallSession(call, self.store, self.config)
+        session = CallSession(call, self.store, self.config,
+                              bridges=self.bridge_pools.router if self.bridge_pools else None)
         call_uuid = call.uuid
         if call_uuid:
             self.sessions[call_uuid] = session
@@ -112,6 +117,8 @@ class ControllerService:
 
     def start(self) -> tuple[str, int]:
         self.node_agent.start()
+        if self.bridge_pools is not None:
+            self._bridge_greenlet = self.bridge_pools.start(self._stopping)
         self.server.start()
         self._node_greenlet = gevent.spawn(self.node_agent.run, self._stopping)
         self._inbound_greenlet = gevent.spawn(self._inbound_loop)

@@ -10,7 +10,7 @@ from controller.metrics.registry import REGISTRY, org_label
 SETUP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0)
 # The label values record_stream_failure accepts; anything else is counted as "other" so that a
 # caller's free text can never grow the series count.
-STREAM_FAILURE_REASONS = frozenset({"start_refused", "bridge_refused", "bridge_closed"})
+STREAM_FAILURE_REASONS = frozenset({"start_refused", "bridge_refused", "bridge_closed", "no_bridge"})
 
 CALL_SETUP = Histogram(
     "kallglot_call_setup_seconds",
@@ -24,7 +24,9 @@ CALLS_REFUSED = Counter(
 STREAM_FAILURES = Counter(
     "kallglot_stream_failures",
     "Audio streams to the bridge that failed: start_refused (uuid_audio_stream said -ERR), "
-    "bridge_refused (::error), bridge_closed (::disconnect)", ["reason"], registry=REGISTRY)
+    "bridge_refused (::error), bridge_closed (::disconnect), "
+    "no_bridge (no healthy bridge in the session's region)",
+    ["reason"], registry=REGISTRY)
 STREAM_RETRIES = Counter(
     "kallglot_stream_retries", "Audio streams re-started after a failure", registry=REGISTRY)
 

@@ -287,4 +287,12 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX call_legs_node_live ON call_legs(node_id, ended_at);
         """,
     ),
+    (
+        7,
+        """
+        -- The media bridge the session's legs stream to (KALLGLOT_BRIDGE_POOLS, controller/bridges/):
+        -- chosen by its first leg, so every leg reaches the bridge that pairs them. NULL: not chosen.
+        ALTER TABLE sessions ADD COLUMN bridge_url TEXT;
+        """,
+    ),
 ]
