@@ -12,7 +12,7 @@ import json
 import logging
 from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
-from urllib.request import Request, urlopen
+from urllib.request import ProxyHandler, Request, build_opener
 
 import gevent
 import gevent.event
@@ -22,6 +22,8 @@ from controller.bridges.pool import BridgePool, ProbeResult
 log = logging.getLogger("kallglot.bridges.health")
 
 Probe = Callable[[str, float], ProbeResult]
+# Straight to the bridge: an HTTP(S)_PROXY in the controller's environment must not answer for it.
+_OPENER = build_opener(ProxyHandler({}))
 
 
 def health_url(bridge_url: str) -> str:
@@ -33,7 +35,8 @@ def health_url(bridge_url: str) -> str:
 
 def probe_bridge(bridge_url: str, timeout_s: float) -> ProbeResult:
     try:
-        with urlopen(Request(health_url(bridge_url)), timeout=timeout_s) as resp:  # noqa: S310 -- ws→http only
+        request = Request(health_url(bridge_url))  # noqa: S310 -- http(s) only, from a ws(s) URL
+        with _OPENER.open(request, timeout=timeout_s) as resp:
             body = json.loads(resp.read(65536))
     except (OSError, ValueError) as exc:  # refused, timed out, HTTP error (URLError ⊂ OSError), bad JSON
         return ProbeResult(False, error=f"{type(exc).__name__}: {exc}"[:200])
