@@ -7,15 +7,17 @@ two ``transcribe()`` calls (docs/performance.md).
 
 The encoder's window is fitted to the utterance (its length plus a margin) instead of Whisper's
 fixed 30 s: on a 4 s utterance that cuts the encoder from ≈700 to ≈80 ms and the decoder's cross
-attention with it (docs/performance.md). A decode that looks poor (low mean log-probability or a
-repetition loop) is redone the classic way: 30 s window, faster-whisper's temperature fallback."""
+attention with it (docs/performance.md). What a short window does wrong is loop: the decoder,
+not seeing 30 s of silence after the speech, says the sentence again until its token budget ends.
+A loop of whole sentences is cut at its first repeat (the 30 s window's text, in every case
+measured); any other loop is redone the classic way (30 s window, temperature fallback). A low
+log-probability alone is not redone: the 30 s window is as unsure on the same audio (measured)."""
 
 from __future__ import annotations
 
 import re
 import threading
 from dataclasses import dataclass
-from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -36,9 +38,8 @@ FULL_WINDOW_FRAMES = 3000  # 30 s
 # Silence after the utterance in a fitted window: without some, Whisper tends to drop or
 # hallucinate the last word, or loop (measured: 1 s gives the 30 s window's transcripts).
 WINDOW_MARGIN_S = 1.0
-# faster-whisper's own thresholds for "this decode failed" (its temperature fallback uses them).
-POOR_AVG_LOGPROB = -1.0
-POOR_COMPRESSION_RATIO = 2.4
+# faster-whisper's own threshold for a repetition loop (its temperature fallback uses it).
+LOOP_COMPRESSION_RATIO = 2.4
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,8 @@ class WhisperASR:
             raise ValueError(f"ASR window must be one of {ASR_WINDOWS}, got {window!r}")
         self.model_dir = model_dir
         self.window = window
-        self.full_window_retries = 0  # decodes redone in the 30 s window (metrics read it)
+        self.full_window_retries = 0  # fitted decodes redone in the 30 s window
+        self.loops_cut = 0  # fitted decodes whose repeated sentences were cut
         self.compute_type = compute_type
         self.beam_size = beam_size
         self.threads = threads
@@ -150,12 +152,12 @@ class WhisperASR:
     ) -> tuple[str, list[str]]:
         """Encode once, then one greedy (or beam) decode per task, without timestamps. An
         utterance is at most 15 s, i.e. one 30 s Whisper window. Returns (language, texts).
-        In the fitted window first; redone in the full one when that decode looks poor."""
+        In the fitted window first; redone in the full one when that decode still loops."""
         if self.window == "fit":
             fitted = self._decode_fitted(audio, language, candidates, tasks)
             if fitted is not None:
                 return fitted
-        return self._decode(audio, language, candidates, tasks, fitted=False)[:2]
+        return self._decode(audio, language, candidates, tasks, fitted=False)
 
     def _decode_fitted(
         self,
@@ -164,12 +166,16 @@ class WhisperASR:
         candidates: frozenset[str] | None,
         tasks: tuple[str, ...],
     ) -> tuple[str, list[str]] | None:
-        """The fitted-window decode, or None (counted) when any of its texts looks poor."""
-        language, texts, poor = self._decode(audio, language, candidates, tasks, fitted=True)
-        if poor:
+        """The fitted-window decode, loops of whole sentences cut; None (counted) when a text
+        still loops."""
+        language, texts = self._decode(audio, language, candidates, tasks, fitted=True)
+        cut = [_cut_repetition(text) for text in texts]
+        if any(c != t for c, t in zip(cut, texts, strict=True)):
+            self.loops_cut += 1
+        if any(_loops(text) for text in cut):
             self.full_window_retries += 1
             return None
-        return language, texts
+        return language, cut
 
     def _decode(
         self,
@@ -178,7 +184,7 @@ class WhisperASR:
         candidates: frozenset[str] | None,
         tasks: tuple[str, ...],
         fitted: bool,
-    ) -> tuple[str, list[str], bool]:
+    ) -> tuple[str, list[str]]:
         from faster_whisper.audio import pad_or_trim
         from faster_whisper.tokenizer import Tokenizer
 
@@ -203,7 +209,6 @@ class WhisperASR:
             language = self._pick(top, top_p, probabilities, candidates or frozenset())
         max_new = BASE_TOKENS + int(TOKENS_PER_SECOND * audio.size / WHISPER_RATE)
         texts = []
-        poor = False
         for task in tasks:
             tokenizer = Tokenizer(model.hf_tokenizer, True, task=task, language=language)  # type: ignore[attr-defined]
             prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
@@ -214,26 +219,32 @@ class WhisperASR:
                 max_length=len(prompt) + max_new,
                 suppress_blank=True,
                 suppress_tokens=_suppressed(tokenizer),
-                return_scores=True,
             )[0]
             text = tokenizer.decode(result.sequences_ids[0]).strip()
             texts.append(text)
-            poor = poor or _looks_poor(text, float(result.scores[0]))
-        return language, texts, poor
+        return language, texts
 
 
-def _looks_poor(text: str, score: float) -> bool:
-    """faster-whisper's failure tests (``score`` is CTranslate2's length-normalised log
-    probability; a high compression ratio means a repetition loop), plus a sentence said twice
-    in a row, the short loop a fitted window's translate task falls into and the ratio misses."""
+def _cut_repetition(text: str) -> str:
+    """``text`` up to the first sentence that repeats an earlier one ("A. B. A. B. A" → "A. B."),
+    or without a last unfinished sentence that starts an earlier one again ("A. B. A…" → "A. B.");
+    unchanged otherwise."""
+    sentences = [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
+    seen: set[str] = set()
+    for number, sentence in enumerate(sentences):
+        key = sentence.lower().rstrip(".!?")
+        unfinished = number == len(sentences) - 1 and not sentence.endswith((".", "!", "?"))
+        if key in seen or (unfinished and number and any(k.startswith(key) for k in seen)):
+            return " ".join(sentences[:number])
+        seen.add(key)
+    return text
+
+
+def _loops(text: str) -> bool:
+    """faster-whisper's loop test: text that compresses this well repeats itself."""
     from faster_whisper.transcribe import get_compression_ratio
 
-    if not text:
-        return False  # silence or noise: an empty result is an answer, not a failure
-    if score < POOR_AVG_LOGPROB or get_compression_ratio(text) > POOR_COMPRESSION_RATIO:
-        return True
-    sentences = [s.strip().lower() for s in _SENTENCE_END.split(text) if s.strip()]
-    return any(a == b for a, b in pairwise(sentences))
+    return bool(text) and get_compression_ratio(text) > LOOP_COMPRESSION_RATIO
 
 
 def _suppressed(tokenizer: object) -> list[int]:
