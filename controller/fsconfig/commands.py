@@ -52,4 +52,4 @@ def cli_reload(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         store.close()
     print(json.dumps(outcome.as_dict()))
-    return 0
+    return 0 if outcome.ok else 1  # several nodes: some did not apply it (see "nodes")

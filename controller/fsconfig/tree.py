@@ -9,7 +9,9 @@ old tree or the whole new one. The previous generation is kept for rollback.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
+import re
 import secrets
 import shutil
 import time
@@ -150,9 +152,17 @@ def write_out(out_dir: Path, files: Mapping[str, RenderedFile]) -> None:
 APPLIED_MARKER = ".kallglot-applied"
 
 
-def applied_generation(tree: LiveTree) -> Path | None:
-    """The generation FreeSWITCH was last brought to (by reload, or the bootstrap render)."""
-    marker = tree.conf_dir / APPLIED_MARKER
+def _marker(tree: LiveTree, node_id: str | None) -> Path:
+    """One marker per FreeSWITCH: the plain one for the configured (single) FreeSWITCH and as
+    "every node has it"; ``…@<node>`` for each node of a shared conf dir (docs/multi-node.md)."""
+    if node_id is None:
+        return tree.conf_dir / APPLIED_MARKER
+    safe = re.sub(r"[^A-Za-z0-9_.:-]", "_", node_id)[:64]
+    digest = hashlib.sha256(node_id.encode("utf-8")).hexdigest()[:8]
+    return tree.conf_dir / f"{APPLIED_MARKER}@{safe}-{digest}"
+
+
+def _generation_named(tree: LiveTree, marker: Path) -> Path | None:
     try:
         name = marker.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
@@ -161,7 +171,19 @@ def applied_generation(tree: LiveTree) -> Path | None:
     return path if name.startswith(GENERATION_PREFIX) and path.is_dir() else None
 
 
-def mark_applied(tree: LiveTree, generation: Path) -> None:
-    tmp = tree.conf_dir / f"{APPLIED_MARKER}.{secrets.token_hex(4)}"
+def applied_generation(tree: LiveTree, node_id: str | None = None) -> Path | None:
+    """The generation FreeSWITCH (``node_id``'s, else the configured one) was last brought to
+    (by reload, or the bootstrap render)."""
+    return _generation_named(tree, _marker(tree, node_id))
+
+
+def applied_generations(tree: LiveTree) -> set[Path]:
+    """Every generation some marker names: kept by prune, a node may still be diffed against it."""
+    found = {_generation_named(tree, m) for m in tree.conf_dir.glob(APPLIED_MARKER + "*")}
+    return {p for p in found if p is not None}
+
+
+def mark_applied(tree: LiveTree, generation: Path, node_id: str | None = None) -> None:
+    tmp = tree.conf_dir / f".kallglot-tmp-{secrets.token_hex(4)}"
     tmp.write_text(generation.name + "\n", encoding="utf-8")
-    os.replace(tmp, tree.conf_dir / APPLIED_MARKER)
+    os.replace(tmp, _marker(tree, node_id))

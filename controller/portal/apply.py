@@ -37,9 +37,15 @@ async def apply_change(app: web.Application, org_id: str) -> str:
         return (f"FreeSWITCH did not reload ({exc}); it keeps the previous configuration"
                 f" until the next successful reload.{restart}")
     if not outcome.commands:
-        return "FreeSWITCH already runs this configuration."
-    commands = ", ".join(r.command for r in outcome.commands)
-    text = f"FreeSWITCH reloaded ({commands})."
+        text = "FreeSWITCH already runs this configuration."
+    else:
+        commands = ", ".join(r.command for r in outcome.commands)
+        text = f"FreeSWITCH reloaded ({commands})."
     if outcome.restarted:
         text += " The SIP profile was restarted: calls that were up on it ended."
+    failed = [str(n.get("id") or n.get("esl_address")) for n in outcome.nodes if not n.get("ok")]
+    if failed:
+        # Several FreeSWITCH nodes: the others run the change; these are caught up later.
+        text += (f" Not applied on node(s) {', '.join(failed)}: they keep the previous configuration"
+                 " until the next successful reload.")
     return text
