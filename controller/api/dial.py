@@ -6,6 +6,10 @@ organization's ``max_concurrent_calls``), then FreeSWITCH originates it through 
 the session's provider connection (or the organization's default connection) into the
 controller's socket, where admission accepts it as that leg. Replies 202 with the leg, status
 ``dialing``; a dial that fails later ends the leg (``hangup_cause`` says why).
+
+Several nodes: the leg is reserved on the node chosen for it (controller/cluster/routing.py
+``choose_dial_node``: the node of the session's other leg, else a healthy node of the session's
+region) and originated on that node's FreeSWITCH.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from controller.api.context import in_thread, org_id
 from controller.api.parsing import parse_body
 from controller.appkeys import CALL_CONTROL_KEY, SETTINGS_KEY, STORE_KEY
 from controller.calls.legs import DialError, DialReservation, end_leg, reserve_outbound_leg
+from controller.cluster.routing import choose_dial_node
 from controller.domain.errors import DomainError
 from controller.store import Store
 
@@ -89,12 +94,12 @@ async def dial(request: web.Request) -> web.Response:
                           "This API process has no FreeSWITCH connection configured", type="api_error")
     store = request.app[STORE_KEY]
     gateway = await in_thread(outbound_gateway, store, org, session_id)
+    # None without nodes and without KALLGLOT_NODE_ID: the leg is unowned until the node that
+    # answers it takes it, so any controller reconciles it as before nodes existed.
+    node_id = await in_thread(choose_dial_node, store, request.app[SETTINGS_KEY], session_id)
     try:
         leg: DialReservation = await in_thread(
-            reserve_outbound_leg, store, org, session_id, body.role, body.to,
-            # Only an explicit KALLGLOT_NODE_ID: otherwise the leg is unowned until the node
-            # that answers it takes it, so any controller reconciles it as before nodes existed.
-            node_id=request.app[SETTINGS_KEY].node_id or None)
+            reserve_outbound_leg, store, org, session_id, body.role, body.to, node_id=node_id)
     except DialError as exc:
         raise DomainError(exc.status, exc.code, exc.message, param=exc.param) from None
     try:
