@@ -4,6 +4,7 @@ that fails does not stop the others; all failing rolls the tree back. On SQLite 
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
 from collections.abc import Iterator
@@ -16,9 +17,11 @@ import pytest
 
 from controller.api.admin import RELOAD_ON_STARTUP_KEY, install
 from controller.api.server import create_app
+from controller.appkeys import SETTINGS_LISTENERS_KEY
 from controller.cluster import NodeInfo, mark_stopped, register
 from controller.fsconfig.service import FsConfigService, ReloadError, ReloadOutcome
 from controller.fsconfig.tree import LiveTree, applied_generation
+from controller.portal.apply import apply_change
 from controller.settings import Settings
 from controller.store import Store
 from tests.fsconfig.esl_double import EslDouble
@@ -203,3 +206,17 @@ def test_without_nodes_the_configured_freeswitch_is_reloaded_as_before(store: St
     assert body["nodes"] == [{"id": None, "esl_address": f"127.0.0.1:{fs.port}", "ok": True,
                               "commands": body["commands"], "files_changed": body["files_changed"],
                               "restarted": False, "profile_ready_ms": None, "restart_needed": False}]
+
+
+def test_the_portal_names_the_nodes_that_missed_the_change(store: Store, settings: Settings,
+                                                           two_fs: tuple[EslDouble, EslDouble]) -> None:
+    a, _ = two_fs
+    register(store, NodeInfo("fs-a", f"127.0.0.1:{a.port}"))
+    register(store, NodeInfo("fs-b", f"127.0.0.1:{_closed_port()}"))
+    org = _bootstrap(store, settings)
+    app = create_app(settings, store)
+    install(app)
+    app[SETTINGS_LISTENERS_KEY].clear()  # only the portal's own reload, not the debounced one
+    text = asyncio.run(apply_change(app, org))
+    assert text.startswith(f"FreeSWITCH reloaded ({RESCAN}).")
+    assert "Not applied on node(s) fs-b" in text
