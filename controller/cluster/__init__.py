@@ -5,6 +5,7 @@ from controller.cluster.agent import NodeAgent
 from controller.cluster.nodes import (
     NodeInfo,
     Reclaimed,
+    end_own_legs,
     heartbeat,
     list_nodes,
     mark_stopped,
@@ -12,5 +13,5 @@ from controller.cluster.nodes import (
     register,
 )
 
-__all__ = ["NodeAgent", "NodeInfo", "Reclaimed", "heartbeat", "list_nodes", "mark_stopped",
+__all__ = ["NodeAgent", "NodeInfo", "Reclaimed", "end_own_legs", "heartbeat", "list_nodes", "mark_stopped",
            "reclaim_dead_nodes", "register"]

@@ -8,7 +8,15 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from controller.cluster.nodes import NodeInfo, Probe, heartbeat, mark_stopped, reclaim_dead_nodes, register
+from controller.cluster.nodes import (
+    NodeInfo,
+    Probe,
+    end_own_legs,
+    heartbeat,
+    mark_stopped,
+    reclaim_dead_nodes,
+    register,
+)
 from controller.store import DatabaseError, Store
 
 log = logging.getLogger("kallglot.cluster")
@@ -31,9 +39,11 @@ class NodeAgent:
         self.clock = clock
         self.probe = probe  # asks a silent node's FreeSWITCH for its calls (controller: over ESL)
         self.beats = 0
+        self.switch_answered_at = clock()  # when this node's own FreeSWITCH last answered
 
     def start(self) -> None:
         register(self.store, self.node, now=self.clock())
+        self.switch_answered_at = self.clock()
 
     def beat(self) -> None:
         state = heartbeat(self.store, self.node.id, now=self.clock())
@@ -43,9 +53,24 @@ class NodeAgent:
                                     "node_id": self.node.id}, separators=(",", ":")))
             if state is None:
                 register(self.store, self.node, now=self.clock())
+        self.check_own_switch()
         reclaim_dead_nodes(self.store, by_node=self.node.id, dead_after_s=self.dead_after_s, now=self.clock(),
                            probe=self.probe)
         self.beats += 1
+
+    def check_own_switch(self) -> None:
+        """A controller that outlives its FreeSWITCH keeps beating, so no other node reclaims its
+        legs, and its own reconciliation cannot ask the switch: the slots of calls that died with
+        the switch would stay taken until it came back. After the same window without an answer
+        from its own FreeSWITCH, the node frees them itself, as another node would for a silent one."""
+        if self.probe is None:
+            return
+        now = self.clock()
+        if self.probe(self.node.esl_address) is not None:
+            self.switch_answered_at = now
+            return
+        if now - self.switch_answered_at >= self.dead_after_s:
+            end_own_legs(self.store, self.node.id, now=now, silent_s=now - self.switch_answered_at)
 
     def run(self, stopping: _Stop) -> None:
         while not stopping.wait(self.heartbeat_s):

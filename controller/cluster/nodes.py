@@ -155,5 +155,25 @@ def reclaim_dead_nodes(store: Store, *, by_node: str, dead_after_s: float, now: 
     return out + [Reclaimed(node_id, last, tuple(legs)) for node_id, (last, legs) in by_dead.items()]
 
 
+def end_own_legs(store: Store, node_id: str, *, now: float | None = None,
+                 silent_s: float = 0.0) -> list[LegEnded]:
+    """This node's FreeSWITCH has not answered for the window: its calls died with it (calls live in
+    FreeSWITCH), so every live leg of the node ends (``NODE_LOST``, ``node_lost``), its session too."""
+    now = time.time() if now is None else now
+    legs = store.query("SELECT call_uuid FROM call_legs WHERE node_id = ? AND ended_at IS NULL"
+                       " ORDER BY created_at", (node_id,))
+    out = []
+    for leg in legs:
+        ended = end_leg(store, leg["call_uuid"], hangup_cause=NODE_LOST_CAUSE, now=now,
+                        end_reason="node_lost", force_session_end=True)
+        if ended is not None:
+            out.append(ended)
+            _log("leg_reclaimed", node_id=node_id, call_uuid=leg["call_uuid"], leg_id=ended.leg_id,
+                 session_id=ended.session_id, by_node=node_id, cause=NODE_LOST_CAUSE)
+    if out:
+        _log("own_freeswitch_lost", node_id=node_id, silent_s=round(silent_s, 3), legs_ended=len(out))
+    return out
+
+
 def _log(event: str, **fields: object) -> None:
     log.info(json.dumps({"event": event, **fields}, separators=(",", ":")))

@@ -161,3 +161,52 @@ def test_a_silent_node_whose_freeswitch_answers_keeps_the_calls_it_still_has(sto
     assert [leg.call_uuid for leg in reclaimed.legs] == ["a-up"]
     assert live_leg_count(store, org) == 0
     assert [n.state for n in list_nodes(store)] == ["dead"]
+
+
+def test_a_node_whose_own_freeswitch_is_gone_frees_its_slots_after_the_window(store: Store) -> None:
+    """Its controller lives on and beats, so no other node reclaims its legs, and its own
+    reconciliation cannot ask the switch (seen with a real FreeSWITCH killed under a live
+    controller, tests/e2e/test_two_nodes.py): the node ends them itself after the window."""
+    clock = [T0]
+    org = make_org(store, cap=5)
+    answers: list[set[str] | None] = [{"b-1"}]
+    agent = NodeAgent(store, NodeInfo("fs-b", "b:8021"), heartbeat_s=5, dead_after_s=DEAD_AFTER,
+                      clock=lambda: clock[0],
+                      probe=lambda address: answers[0] if address == "b:8021" else None)
+    agent.start()
+    _admit(store, org, "fs-b", "b-1", T0)
+    _admit(store, org, "fs-b", "b-2", T0)
+    clock[0] = T0 + 5
+    agent.beat()  # the switch answers: nothing happens (reconciliation is the controller's job)
+    assert live_leg_count(store, org) == 2
+    answers[0] = None  # the switch is gone
+    clock[0] = T0 + 5 + DEAD_AFTER - 0.1
+    agent.beat()
+    assert live_leg_count(store, org) == 2  # not before the window
+    clock[0] = T0 + 5 + DEAD_AFTER
+    agent.beat()
+    assert live_leg_count(store, org) == 0
+    rows = store.query("SELECT hangup_cause, ended_at FROM call_legs WHERE node_id = 'fs-b'")
+    assert [(r["hangup_cause"], r["ended_at"]) for r in rows] == [("NODE_LOST", T0 + 5 + DEAD_AFTER)] * 2
+    assert [n.state for n in list_nodes(store)] == ["up"]  # still beating: the node itself is alive
+    # An answer resets the window: a brief ESL hiccup frees nothing.
+    _admit(store, org, "fs-b", "b-3", T0 + 40)
+    answers[0] = {"b-3"}
+    clock[0] = T0 + 100
+    agent.beat()
+    answers[0] = None
+    clock[0] = T0 + 100 + DEAD_AFTER - 1
+    agent.beat()
+    assert live_leg_count(store, org) == 1
+
+
+def test_an_agent_without_a_probe_never_ends_its_own_legs(store: Store) -> None:
+    clock = [T0]
+    org = make_org(store)
+    agent = NodeAgent(store, NodeInfo("fs-b", "b:8021"), heartbeat_s=5, dead_after_s=DEAD_AFTER,
+                      clock=lambda: clock[0])
+    agent.start()
+    _admit(store, org, "fs-b", "b-1", T0)
+    clock[0] = T0 + 10 * DEAD_AFTER
+    agent.beat()
+    assert live_leg_count(store, org) == 1
