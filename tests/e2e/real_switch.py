@@ -168,6 +168,10 @@ class RealFreeSwitch:
             "KALLGLOT_FS_ESL_LISTEN_IP": "127.0.0.1", "KALLGLOT_FS_SIP_IP": "127.0.0.1",
             "KALLGLOT_FS_EXTERNAL_IP": "127.0.0.1", "KALLGLOT_FS_SIP_PORT": str(self.sip_port),
             "KALLGLOT_FS_TLS_PORT": str(self.tls_port)}
+        # Two switches on one host need their own RTP ranges (FreeSWITCH does not test-bind them).
+        for name in ("KALLGLOT_RTP_START_PORT", "KALLGLOT_RTP_END_PORT"):
+            if name in stack.env:
+                self.env[name] = stack.env[name]
 
     # ------------------------------------------------------------------ launcher hooks
     def running(self) -> bool:

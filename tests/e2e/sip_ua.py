@@ -170,6 +170,10 @@ class SipCall:
         self.to_tag = ""
         self.cseq = 0
         self.remote_target = self.uri
+        # Through a proxy that Record-Routes (the Kamailio front): ACK and BYE carry these Route
+        # headers, or the proxy has no route for them (RFC 3261 12.1.2: the answer's
+        # Record-Route, reversed).
+        self.route_set: list[str] = []
         self.timeout = timeout
 
     # ------------------------------------------------------------------ messages
@@ -219,6 +223,9 @@ class SipCall:
                                       if k.lower() in ("via", "from", "to", "call-id", "cseq")]
         self.t.send(("\r\n".join(lines) + "\r\nContent-Length: 0\r\n\r\n").encode())
 
+    def _routes(self) -> list[tuple[str, str]]:
+        return [("Route", r.strip()) for r in self.route_set]
+
     # ------------------------------------------------------------------ the call
     def invite(self) -> CallResult:
         result = CallResult()
@@ -264,7 +271,10 @@ class SipCall:
                     result.codec = codec.group(1).upper() if codec else ""
                 contact = re.search(r"<([^>]+)>", final.header("Contact") or "")
                 self.remote_target = contact.group(1) if contact else self.uri
-                self.t.send(self._request("ACK", self.remote_target, secrets.token_hex(6), self.cseq, []))
+                self.route_set = [r for k, v in reversed(final.headers) if k.lower() == "record-route"
+                                  for r in reversed(re.findall(r"<[^>]+>[^,]*", v))]
+                self.t.send(self._request("ACK", self.remote_target, secrets.token_hex(6), self.cseq,
+                                          self._routes()))
             return
 
     def wait_bye(self, timeout: float) -> bool:
@@ -285,7 +295,8 @@ class SipCall:
     def bye(self) -> int | None:
         self.cseq += 1
         try:
-            self.t.send(self._request("BYE", self.remote_target, secrets.token_hex(6), self.cseq, []))
+            self.t.send(self._request("BYE", self.remote_target, secrets.token_hex(6), self.cseq,
+                                      self._routes()))
             return self._final("BYE").status
         except (OSError, TimeoutError, ConnectionError):
             return None
