@@ -188,6 +188,8 @@ class Row:
     seconds: list[float] = field(default_factory=list)
     audio_s: list[float] = field(default_factory=list)
     paths_seen: set[str] = field(default_factory=set)
+    redone: int = 0  # sentences whose fitted-window decode looped and was redone in 30 s
+    cut: int = 0  # sentences whose fitted-window decode repeated itself and was cut
 
 
 class Speakers:
@@ -222,6 +224,7 @@ def run_row(engine: OfflineEngine, row: Row, speakers: Speakers, count: int, sho
         request = UtteranceRequest(pcm, RATE, row.source, row.target, RATE, synthesize=False)
         heard = translated = ""
         t0 = time.perf_counter()
+        retries, cuts = engine.asr.full_window_retries, engine.asr.loops_cut
         for result in engine.process(request):
             if isinstance(result, Transcript):
                 heard = result.text
@@ -229,6 +232,8 @@ def run_row(engine: OfflineEngine, row: Row, speakers: Speakers, count: int, sho
                 translated = result.text
                 row.paths_seen.add(result.path or "?")
         row.seconds.append(time.perf_counter() - t0)
+        row.redone += engine.asr.full_window_retries > retries
+        row.cut += engine.asr.loops_cut > cuts
         row.audio_s.append(pcm.size / RATE)
         row.refs.append(text)
         row.heard.append(heard)
@@ -277,7 +282,8 @@ def main() -> None:
                 print(f"  {row.source}→{row.target} {speaker:<9} {audio:<5}"
                       f" WER {wer(row.refs, row.heard):5.1%}"
                       f"  chrF {chrf(row.ref_translations, row.translations):5.1f}"
-                      f"  {np.mean(row.seconds):.2f} s/sentence", flush=True)
+                      f"  {np.mean(row.seconds):.2f} s/sentence"
+                      f"  loops: {row.cut} cut, {row.redone} redone in 30 s", flush=True)
     for direction in mine:
         if direction.mt.startswith("whisper-translate"):
             continue  # Whisper translates audio, not text: no text-only figure for it
@@ -296,8 +302,9 @@ def main() -> None:
         print(f"  {row.source}→{row.target} reference text → {row.path}:"
               f" chrF {chrf(row.ref_translations, row.translations):5.1f}", flush=True)
     print()
-    print("| direction | path | speaker | audio | WER | chrF | n | mean s / sentence (audio s) |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| direction | path | speaker | audio | WER | chrF | n | mean s / sentence (audio s)"
+          " | loops cut / redone |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         path = row.path
         if not row.paths_seen <= {row.path}:
@@ -306,7 +313,8 @@ def main() -> None:
         print(f"| {row.source}→{row.target} | {path} | {row.speaker} | {row.audio} "
               f"| {error} | {chrf(row.ref_translations, row.translations):.1f} "
               f"| {len(row.refs)} | {np.mean(row.seconds):.2f}"
-              + (" |" if row.audio == "text" else f" ({np.mean(row.audio_s):.1f}) |"))
+              + (" | — |" if row.audio == "text"
+                 else f" ({np.mean(row.audio_s):.1f}) | {row.cut} / {row.redone} |"))
 
 
 if __name__ == "__main__":

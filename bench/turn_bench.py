@@ -6,7 +6,8 @@ Variants, same run, same audio, same machine load:
   full-600    sentence by sentence (the first sentence spoken while the rest is translated); 30 s window
   fit-600     the same with the encoder's window fitted to the utterance (KALLGLOT_ASR_WINDOW=fit, default)
   fit-300     fit-600 with a 300 ms end-of-speech silence (KALLGLOT_VAD_SILENCE_MS=300)
-  fit-spec    fit-600 with speculation: the engine starts at 200 ms of silence (KALLGLOT_VAD_SPECULATE_MS)
+  spec-200    fit-600 with speculation: the engine starts at 200 ms of silence (KALLGLOT_VAD_SPECULATE_MS)
+  spec-300    the same, speculating at 300 ms
 
 "End of speech" is when the client sends the last frame holding speech (espeak's own trailing
 silence trimmed), so the VAD's hangover is inside the figure. Frames go at real time.
@@ -132,7 +133,8 @@ async def main_async(runs: int) -> None:
         ("full-600", full_engine, full),
         ("fit-600", fit_engine, fit),
         ("fit-300", fit_engine, dataclasses.replace(fit, vad_silence_ms=300)),
-        ("fit-spec", fit_engine, dataclasses.replace(fit, vad_speculate_ms=200)),
+        ("spec-200", fit_engine, dataclasses.replace(fit, vad_speculate_ms=200)),
+        ("spec-300", fit_engine, dataclasses.replace(fit, vad_speculate_ms=300)),
     ]
     with tempfile.TemporaryDirectory() as tmp:
         # Interleave variants run by run so that machine load hits them alike.

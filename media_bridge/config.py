@@ -65,7 +65,7 @@ class BridgeConfig:
     vad_engine: str = "webrtc"
     vad_aggressiveness: int = 2
     vad_silence_ms: int = 600
-    vad_speculate_ms: int = 0
+    vad_speculate_ms: int = 300  # engine starts at this much silence; the end of speech confirms it
     vad_min_speech_ms: int = 200
     vad_max_utterance_ms: int = 15000
     vad_energy_floor_dbfs: int = -55
@@ -99,7 +99,7 @@ class BridgeConfig:
             engine_workers=_int(env, "KALLGLOT_ENGINE_WORKERS", 2, 1, 64),
             vad_aggressiveness=_int(env, "KALLGLOT_VAD_AGGRESSIVENESS", 2, 0, 3),
             vad_silence_ms=_int(env, "KALLGLOT_VAD_SILENCE_MS", 600, 100, 5000),
-            vad_speculate_ms=_int(env, "KALLGLOT_VAD_SPECULATE_MS", 0, 0, 5000),
+            vad_speculate_ms=_int(env, "KALLGLOT_VAD_SPECULATE_MS", 300, 0, 5000),
             vad_min_speech_ms=_int(env, "KALLGLOT_VAD_MIN_SPEECH_MS", 200, 20, 5000),
             vad_max_utterance_ms=_int(env, "KALLGLOT_VAD_MAX_UTTERANCE_MS", 15000, 1000, 60000),
             vad_energy_floor_dbfs=_int(env, "KALLGLOT_VAD_ENERGY_FLOOR_DBFS", -55, -120, 0),
