@@ -177,6 +177,9 @@ class Settings:
     node_heartbeat_s: float = 5.0
     # A node silent this long is dead: a live node ends its legs (frees their call slots).
     node_dead_after_s: float = 30.0
+    # Which FreeSWITCH a reload tells: "all" = every up node (they share KALLGLOT_FS_CONF_DIR),
+    # "local" = only KALLGLOT_ESL_HOST/PORT (each node renders its own conf dir).
+    reload_nodes: str = "all"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -250,6 +253,8 @@ class Settings:
             raise SettingsError("KALLGLOT_NODE_DEAD_AFTER_S must be at least 3 × KALLGLOT_NODE_HEARTBEAT_S")
         if any(c.isspace() for c in self.node_id):
             raise SettingsError("KALLGLOT_NODE_ID must not contain spaces")
+        if self.reload_nodes not in ("all", "local"):
+            raise SettingsError("KALLGLOT_RELOAD_NODES must be all or local")
 
     @property
     def node_name(self) -> str:

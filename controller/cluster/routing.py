@@ -124,8 +124,11 @@ def reload_targets(store: Store, settings: Settings) -> tuple[list[EslTarget], l
     """The FreeSWITCHes ``/admin/reload`` tells, and the nodes it leaves out (with why).
 
     Every ``up`` node at its registered ESL address; with no ``up`` node (a single-node install
-    whose controller has not registered, or none at all) the configured address alone.
+    whose controller has not registered, or none at all), or with KALLGLOT_RELOAD_NODES=local
+    (each node renders a conf dir of its own), the configured address alone.
     """
+    if settings.reload_nodes == "local":
+        return [default_target(settings)], []
     rows = store.query("SELECT id, esl_address, state FROM nodes ORDER BY id")
     targets: list[EslTarget] = []
     skipped: list[dict[str, object]] = []

@@ -220,3 +220,15 @@ def test_the_portal_names_the_nodes_that_missed_the_change(store: Store, setting
     text = asyncio.run(apply_change(app, org))
     assert text.startswith(f"FreeSWITCH reloaded ({RESCAN}).")
     assert "Not applied on node(s) fs-b" in text
+
+
+def test_reload_nodes_local_tells_only_the_configured_freeswitch(store: Store, settings: Settings,
+                                                                 two_fs: tuple[EslDouble, EslDouble]) -> None:
+    # Each node renders a conf dir of its own (e.g. two nodes in one network namespace).
+    a, b = two_fs
+    register(store, NodeInfo("fs-b", f"127.0.0.1:{b.port}"))
+    local = replace(settings, esl_port=a.port, reload_nodes="local")
+    _bootstrap(store, local)
+    body = _reload(store, local).as_dict()
+    assert a.changes == [RESCAN] and b.changes == []
+    assert [n["id"] for n in body["nodes"]] == [None] and body["nodes_skipped"] == []
