@@ -157,7 +157,10 @@ def test_a_node_whose_freeswitch_dies_gets_no_new_calls(edge: TwoNodeEdge) -> No
         stop.set()
         loop.join(timeout=60)
 
-    assert log and all(code == 200 for _, code, _, _ in log), log
+    failed = [(round(t0 - killed, 2), code, node, round(took, 2)) for t0, code, node, took in log
+              if code != 200]
+    assert log and not failed, (f"{len(failed)} of {len(log)} calls not answered "
+                                f"(s after the kill, code, node, took): {failed}")
     after = [node for t0, _, node, _ in log if t0 > marked_down]
     assert after and set(after) == {"fs-a"}, log
     # Calls whose Call-ID hashes to B now go to A, and are answered there.
