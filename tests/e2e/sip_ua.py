@@ -237,7 +237,7 @@ class SipCall:
 
     def _invite(self, result: CallResult) -> None:
         auth: list[tuple[str, str]] = [*self.extra.items()]
-        for attempt in range(2):
+        for attempt in range(3):
             self.cseq += 1
             branch = secrets.token_hex(6)
             self.t.send(self._request("INVITE", self.uri, branch, self.cseq, auth, self.sdp()))
@@ -247,9 +247,13 @@ class SipCall:
             if final.status >= 300:
                 self.t.send(self._request("ACK", self.uri, branch, self.cseq, []))
             challenge = final.header("Proxy-Authenticate")
-            if final.status == 407 and challenge and attempt == 0 and self.user and self.password:
+            c = parse_challenge(challenge) if challenge else {}
+            # Answer the first challenge, and one more only when it says the nonce was stale
+            # (RFC 2617: retry with the new nonce, the credentials were right): FreeSWITCH answers
+            # a nonce it never issued so, e.g. when a front fails the INVITE over to another node.
+            again = attempt == 0 or (attempt == 1 and c.get("stale", "").lower() == "true")
+            if final.status == 407 and challenge and again and self.user and self.password:
                 result.challenged = True
-                c = parse_challenge(challenge)
                 cnonce = secrets.token_hex(4)
                 response = digest_response(user=self.user, realm=c["realm"], password=self.password,
                                            method="INVITE", uri=self.uri, nonce=c["nonce"], cnonce=cnonce)
