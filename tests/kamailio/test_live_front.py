@@ -294,6 +294,23 @@ def test_silent_node_fails_over_after_fr_timer(front: Front) -> None:
     assert time.monotonic() - started >= 1.5  # tm's fr_timer (2 s) fired first
 
 
+def test_node_dying_after_100_trying_fails_over_after_5_s(front: Front) -> None:
+    """The first node sends 100 Trying and dies: the caller still gets the other node's answer,
+    within the front's 5 s INVITE timer instead of tm's default minutes."""
+    front.behaviour.first = lambda msg: _reply(msg, 100, "Trying")
+    call_id = f"d-{uuid.uuid4()}"
+    started = time.monotonic()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        s.settimeout(10)
+        s.sendto(_invite(call_id, "udp", s.getsockname()[1]), ("127.0.0.1", front.udp_port))
+        final = _final(lambda: s.recvfrom(65535)[0], deadline_s=12)
+    took = time.monotonic() - started
+    assert final.startswith("SIP/2.0 486")  # the second node's answer
+    assert len(_seen_by(front, call_id)) == 2
+    assert 4.5 <= took < 9, took  # after the 5 s INVITE timer, not the 2 s one
+
+
 def test_call_limit_503_is_not_retried(front: Front) -> None:
     front.behaviour.first = lambda msg: _reply(msg, 503, "Service Unavailable", "X-Call-Limit: 5\r\n")
     call_id = f"l-{uuid.uuid4()}"
