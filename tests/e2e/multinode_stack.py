@@ -33,6 +33,7 @@ from controller.demo.procs import (
     run_cli,
     wait_until,
 )
+from controller.demo.stack import _port_open  # the demo stack's own readiness check
 from controller.kamailio.render import DEBIAN_MODULES, kamailio_binary
 from controller.store import Store, open_store
 from tests.e2e.real_switch import LocalFreeSwitch
@@ -312,14 +313,6 @@ class TwoNodeEdge:
     def front_log(self) -> str:
         path = self.workdir / "kamailio" / "kamailio.log"
         return path.read_text(errors="replace")[-3000:] if path.exists() else ""
-
-
-def _port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def _free_udp_port(ip: str) -> int:

@@ -1,26 +1,12 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from controller.store import Store
-from tests.api.server import ApiServer, RunningServer, start_api
+from tests.api.conftest import api, running  # noqa: F401 -- the same running API server as tests/api
+from tests.api.server import ApiServer
 from tests.portal.client import Portal
 
 
 @pytest.fixture
-def running(store: Store) -> Iterator[tuple[ApiServer, RunningServer]]:
-    api, server = start_api(store)
-    yield api, server
-    server.stop()
-
-
-@pytest.fixture
-def api(running: tuple[ApiServer, RunningServer]) -> ApiServer:
-    return running[0]
-
-
-@pytest.fixture
-def portal(api: ApiServer) -> Portal:
+def portal(api: ApiServer) -> Portal:  # noqa: F811
     return Portal(api)
